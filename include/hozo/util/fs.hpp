@@ -1,0 +1,26 @@
+#pragma once
+// File helpers: crash-safe writes and whole-file reads.
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+#include "hozo/util/result.hpp"
+
+namespace hozo {
+
+/// Reads a whole file.
+Result<std::string> read_file(const std::filesystem::path& path);
+
+/// Writes `data` crash-safely: temp file in the same directory, fsync, rename over
+/// `path`, fsync the directory. Readers see either the old or the new content, never a mix.
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600);
+
+/// Creates a directory and its parents with the given mode (existing ones are left alone).
+Result<void> make_dirs(const std::filesystem::path& path, mode_t mode = 0700);
+
+/// Expands a leading "~/" using $HOME.
+std::filesystem::path expand_home(std::string_view path);
+
+}  // namespace hozo

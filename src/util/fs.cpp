@@ -1,0 +1,93 @@
+#include "hozo/util/fs.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace hozo {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+Result<void> fsync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_error("cannot open directory {}: {}", dir.string(), errno_text(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return make_error("cannot fsync directory {}: {}", dir.string(), errno_text(err));
+  return ok();
+}
+
+}  // namespace
+
+Result<std::string> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error("cannot read {}: {}", path.string(), errno_text(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return make_error("cannot read {}: I/O error", path.string());
+  return ss.str();
+}
+
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) return make_error("cannot create temporary file in {}: {}", dir.string(), errno_text(errno));
+  const auto fail = [&](std::string what) -> Result<void> {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmpl.c_str());
+    return make_error("cannot write {}: {}: {}", path.string(), what, errno_text(err));
+  };
+  if (::fchmod(fd, mode) != 0) return fail("chmod");
+  std::size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("write");
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("fsync");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmpl.c_str());
+    return make_error("cannot write {}: close: {}", path.string(), errno_text(err));
+  }
+  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmpl.c_str());
+    return make_error("cannot rename {} to {}: {}", tmpl, path.string(), errno_text(err));
+  }
+  return fsync_dir(dir);
+}
+
+Result<void> make_dirs(const std::filesystem::path& path, mode_t mode) {
+  std::filesystem::path current;
+  for (const auto& part : path) {
+    current /= part;
+    if (::mkdir(current.c_str(), mode) != 0 && errno != EEXIST) {
+      return make_error("cannot create directory {}: {}", current.string(), errno_text(errno));
+    }
+  }
+  return ok();
+}
+
+std::filesystem::path expand_home(std::string_view path) {
+  if (path == "~" || path.starts_with("~/")) {
+    const char* home = std::getenv("HOME");
+    if (home != nullptr && *home != '\0') return std::filesystem::path(home) / std::string(path.substr(path.size() > 1 ? 2 : 1));
+  }
+  return std::filesystem::path(std::string(path));
+}
+
+}  // namespace hozo

@@ -1,0 +1,47 @@
+#include <gtest/gtest.h>
+
+#include "hozo/util/strings.hpp"
+#include "hozo/util/time.hpp"
+
+using namespace hozo;
+
+TEST(Strings, ShellQuoteLeavesSafeWordsAlone) { EXPECT_EQ(shell_quote("pool/data@snap-1"), "pool/data@snap-1"); }
+
+TEST(Strings, ShellQuoteEscapesMetacharacters) {
+  EXPECT_EQ(shell_quote("a b"), "'a b'");
+  EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shell_quote("$(reboot);`x`"), "'$(reboot);`x`'");
+  EXPECT_EQ(shell_quote(""), "''");
+}
+
+TEST(Strings, DidYouMean) {
+  EXPECT_EQ(did_you_mean("mac_adress", {"mac_address", "ssh_user"}), std::optional<std::string>("mac_address"));
+  EXPECT_EQ(did_you_mean("zzzzzz", {"mac_address", "ssh_user"}), std::nullopt);
+}
+
+TEST(Strings, ParseIntRejectsJunk) {
+  EXPECT_EQ(parse_int("42"), 42);
+  EXPECT_EQ(parse_int("4x"), std::nullopt);
+  EXPECT_EQ(parse_int("-1"), std::nullopt);
+  EXPECT_EQ(parse_int("99999999999999999999999"), std::nullopt);
+}
+
+TEST(Durations, Forms) {
+  EXPECT_EQ(parse_duration("90"), Seconds(90));
+  EXPECT_EQ(parse_duration("90s"), Seconds(90));
+  EXPECT_EQ(parse_duration("5m"), Seconds(300));
+  EXPECT_EQ(parse_duration("6h"), Seconds(6 * 3600));
+  EXPECT_EQ(parse_duration("1h30m"), Seconds(5400));
+  EXPECT_EQ(parse_duration("1d"), Seconds(86400));
+  EXPECT_EQ(parse_duration("5x"), std::nullopt);
+  EXPECT_EQ(parse_duration("m"), std::nullopt);
+  EXPECT_EQ(parse_duration(""), std::nullopt);
+  EXPECT_EQ(parse_duration("-5"), std::nullopt);
+}
+
+TEST(Time, Iso8601RoundTrip) {
+  const auto t = parse_iso8601_utc("2026-11-24T08:00:05Z");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(iso8601_utc(*t), "2026-11-24T08:00:05Z");
+  EXPECT_EQ(parse_iso8601_utc("2026-13-24T08:00:05Z"), std::nullopt);
+}
