@@ -1,0 +1,434 @@
+#include "hozo/syncoid.hpp"
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "hozo/util/strings.hpp"
+#include "hozo/zfs.hpp"
+
+namespace hozo {
+namespace {
+
+bool is_alnum(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+bool all_of_chars(std::string_view s, std::string_view extra) noexcept {
+  return std::all_of(s.begin(), s.end(), [&](char c) { return is_alnum(c) || extra.find(c) != std::string_view::npos; });
+}
+
+bool has_control(std::string_view s) noexcept {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// Characters allowed in values syncoid pastes unquoted into its shell command lines.
+constexpr std::string_view kPathChars = "_./+@%:,-";
+// Same plus space, for values that syncoid splits into several words on purpose.
+constexpr std::string_view kWordsChars = "_./+@%:,=- ";
+
+Result<void> check_path(std::string_view what, std::string_view path) {
+  if (path.empty()) return make_error(ExitCode::config, "syncoid: {} is not set", what);
+  if (path.front() != '/') return make_error(ExitCode::config, "syncoid: {} \"{}\" must be an absolute path", what, printable(path));
+  if (!all_of_chars(path, kPathChars)) {
+    return make_error(ExitCode::config,
+                      "syncoid: {} \"{}\" contains characters syncoid cannot pass safely (allowed: A-Z a-z 0-9 {})",
+                      what, printable(path), kPathChars);
+  }
+  return ok();
+}
+
+Result<void> check_host(std::string_view host) {
+  if (host.empty()) return make_error(ExitCode::config, "syncoid: target host is not set");
+  if (host.find(':') != std::string_view::npos) {
+    return make_error(ExitCode::config,
+                      "syncoid: target host \"{}\": IPv6 literals cannot be used in syncoid's USER@HOST:DATASET form; "
+                      "use a host name",
+                      printable(host));
+  }
+  if (host.size() > 253 || !is_alnum(host.front()) || !all_of_chars(host, "._-")) {
+    return make_error(ExitCode::config, "syncoid: invalid target host \"{}\"", printable(host));
+  }
+  return ok();
+}
+
+Result<void> check_user(std::string_view user) {
+  if (user.empty() || user.size() > 32 || user.front() == '-' || !all_of_chars(user, "._-")) {
+    return make_error(ExitCode::config, "syncoid: invalid ssh user \"{}\"", printable(user));
+  }
+  return ok();
+}
+
+Result<void> check_compress(std::string_view value) {
+  static constexpr std::array<std::string_view, 10> kKnown{"gzip", "pigz-fast", "pigz-slow", "zstd-fast", "zstd-slow",
+                                                           "lz4",  "xz",        "lzo",       "default",   "none"};
+  if (std::find(kKnown.begin(), kKnown.end(), value) == kKnown.end()) {
+    return make_error(ExitCode::config,
+                      "syncoid: compress \"{}\" is not supported by syncoid 2.1.0 (gzip, pigz-fast, pigz-slow, "
+                      "zstd-fast, zstd-slow, lz4, xz, lzo, none)",
+                      printable(value));
+  }
+  return ok();
+}
+
+// "10M", "512k", "1.5G", "1000000": a number with an optional unit letter.
+Result<void> check_bwlimit(std::string_view what, std::string_view value) {
+  std::size_t i = 0;
+  while (i < value.size() && value[i] >= '0' && value[i] <= '9') ++i;
+  bool valid = i > 0;
+  if (valid && i < value.size() && value[i] == '.') {
+    const std::size_t start = ++i;
+    while (i < value.size() && value[i] >= '0' && value[i] <= '9') ++i;
+    valid = i > start;
+  }
+  if (valid && i < value.size() && std::string_view("kKmMgGtTbB").find(value[i]) != std::string_view::npos) ++i;
+  if (!valid || i != value.size()) {
+    return make_error(ExitCode::config, "syncoid: {} \"{}\" must be a number with an optional unit (k, M, G, T)", what,
+                      printable(value));
+  }
+  return ok();
+}
+
+// Mirrors syncoid 2.1.0's parsespecialoptions(): space-separated words of option letters,
+// where 'o' and 'x' take the next word as their value. Letters syncoid would silently drop
+// are rejected so the config means what it says.
+Result<void> check_special_options(std::string_view what, std::string_view value, std::string_view allowed,
+                                   bool recursive) {
+  if (!all_of_chars(value, "_.,:/= -")) {
+    return make_error(ExitCode::config, "syncoid: {} \"{}\" contains characters syncoid cannot pass safely", what,
+                      printable(value));
+  }
+  bool expect_value = false;
+  for (const auto word : split(value, ' ')) {
+    if (word.empty()) {
+      return make_error(ExitCode::config, "syncoid: {} \"{}\": use single spaces between words", what, value);
+    }
+    if (expect_value) {
+      expect_value = false;
+      continue;
+    }
+    for (const char c : word) {
+      if (expect_value) {
+        return make_error(ExitCode::config, "syncoid: {} \"{}\": 'o' and 'x' must end a word; their value follows after a space",
+                          what, value);
+      }
+      if (allowed.find(c) == std::string_view::npos) {
+        return make_error(ExitCode::config, "syncoid: {} \"{}\": option '{}' is not passed on by syncoid 2.1.0 (allowed: {})",
+                          what, value, c, allowed);
+      }
+      if (c == 'R' && recursive) {
+        return make_error(ExitCode::config, "syncoid: {} \"{}\": zfs send -R cannot be combined with recursive", what,
+                          value);
+      }
+      if (c == 'o' || c == 'x') expect_value = true;
+    }
+  }
+  if (expect_value) return make_error(ExitCode::config, "syncoid: {} \"{}\": 'o'/'x' needs a value", what, value);
+  return ok();
+}
+
+enum class ExtraKind { flag, value, mapped, trust, unsafe };
+
+struct ExtraOption {
+  std::string_view name;
+  ExtraKind kind;
+  std::string_view note;  // config key for `mapped`
+};
+
+// Every long option of syncoid 2.1.0's GetOptions (plus --help/--version from pod2usage).
+constexpr std::array<ExtraOption, 36> kSyncoidOptions{{
+    {"no-command-checks", ExtraKind::flag, ""},
+    {"monitor-version", ExtraKind::flag, ""},
+    {"dumpsnaps", ExtraKind::flag, ""},
+    {"debug", ExtraKind::flag, ""},
+    {"quiet", ExtraKind::flag, ""},
+    {"no-stream", ExtraKind::flag, ""},
+    {"no-resume", ExtraKind::flag, ""},
+    {"skip-parent", ExtraKind::flag, ""},
+    {"no-clone-handling", ExtraKind::flag, ""},
+    {"force-delete", ExtraKind::flag, ""},
+    {"no-clone-rollback", ExtraKind::flag, ""},
+    {"no-rollback", ExtraKind::flag, ""},
+    {"keep-sync-snap", ExtraKind::flag, ""},
+    {"preserve-recordsize", ExtraKind::flag, ""},
+    {"sshcipher", ExtraKind::value, ""},
+    {"c", ExtraKind::value, ""},
+    {"pv-options", ExtraKind::value, ""},
+    {"mbuffer-size", ExtraKind::value, ""},
+    {"compress", ExtraKind::mapped, "syncoid.compress"},
+    {"recursive", ExtraKind::mapped, "recursive (per dataset)"},
+    {"sendoptions", ExtraKind::mapped, "syncoid.sendoptions"},
+    {"recvoptions", ExtraKind::mapped, "syncoid.recvoptions"},
+    {"source-bwlimit", ExtraKind::mapped, "syncoid.source_bwlimit"},
+    {"target-bwlimit", ExtraKind::mapped, "syncoid.target_bwlimit"},
+    {"identifier", ExtraKind::mapped, "syncoid.identifier"},
+    {"exclude", ExtraKind::mapped, "syncoid.exclude"},
+    {"create-bookmark", ExtraKind::mapped, "syncoid.create_bookmark"},
+    {"no-sync-snap", ExtraKind::mapped, "syncoid.no_sync_snap"},
+    {"no-privilege-elevation", ExtraKind::mapped, "no_privilege_elevation"},
+    {"sshkey", ExtraKind::trust, ""},
+    {"sshport", ExtraKind::trust, ""},
+    {"sshoption", ExtraKind::trust, ""},
+    {"o", ExtraKind::trust, ""},
+    {"r", ExtraKind::mapped, "recursive (per dataset)"},
+    {"help", ExtraKind::unsafe, ""},
+    {"version", ExtraKind::unsafe, ""},
+}};
+
+Result<void> check_extra_arg(std::string_view arg) {
+  if (arg.empty()) return make_error(ExitCode::config, "syncoid.extra_args: empty argument");
+  if (has_control(arg)) {
+    return make_error(ExitCode::config, "syncoid.extra_args: \"{}\" contains a control character (newline, NUL, ...)",
+                      printable(arg));
+  }
+  std::string_view body;
+  if (arg.starts_with("--")) {
+    body = arg.substr(2);
+  } else if (arg.starts_with("-") && arg.size() >= 2) {
+    body = arg.substr(1);  // Getopt::Long also accepts single-dash long options
+  } else {
+    return make_error(ExitCode::config,
+                      "syncoid.extra_args: \"{}\" is not an option; extra_args hold options only (--name or --name=value)",
+                      printable(arg));
+  }
+  const auto eq = body.find('=');
+  const auto name = body.substr(0, eq);
+  const auto value = eq == std::string_view::npos ? std::string_view() : body.substr(eq + 1);
+
+  // Getopt::Long accepts unique abbreviations (--sshopt means --sshoption), so an argument
+  // that abbreviates a hozo-owned option is rejected as if it were the option itself.
+  const ExtraOption* found = nullptr;
+  for (const auto& option : kSyncoidOptions) {
+    if (option.name == name) {
+      found = &option;
+      break;
+    }
+  }
+  if (found == nullptr && !name.empty()) {
+    for (const auto& option : kSyncoidOptions) {
+      if (option.kind == ExtraKind::trust && option.name.size() > 1 && option.name.starts_with(name)) {
+        found = &option;
+        break;
+      }
+    }
+  }
+  if (found == nullptr || name.empty()) {
+    return make_error(ExitCode::config,
+                      "syncoid.extra_args: \"{}\" is not an option of syncoid 2.1.0 (the version hozo targets; "
+                      "options such as --use-hold, --sshconfig, --preserve-properties came later)",
+                      printable(arg));
+  }
+  switch (found->kind) {
+    case ExtraKind::trust:
+      return make_error(ExitCode::config,
+                        "syncoid.extra_args: \"{}\": hozo sets the ssh key, port and options itself so syncoid uses "
+                        "the pinned host key; use ssh_key/ssh_port/known_hosts",
+                        printable(arg));
+    case ExtraKind::mapped:
+      return make_error(ExitCode::config, "syncoid.extra_args: \"{}\": use the config key {} instead", printable(arg),
+                        found->note);
+    case ExtraKind::unsafe:
+      return make_error(ExitCode::config, "syncoid.extra_args: \"{}\" would make syncoid exit without syncing",
+                        printable(arg));
+    case ExtraKind::flag:
+      if (eq != std::string_view::npos) {
+        return make_error(ExitCode::config, "syncoid.extra_args: \"{}\": --{} takes no value", printable(arg), name);
+      }
+      return ok();
+    case ExtraKind::value:
+      if (value.empty()) {
+        return make_error(ExitCode::config, "syncoid.extra_args: \"{}\": write --{}=VALUE as one argument",
+                          printable(arg), name);
+      }
+      if (!all_of_chars(value, kWordsChars)) {
+        return make_error(ExitCode::config,
+                          "syncoid.extra_args: \"{}\": the value contains characters syncoid cannot pass safely",
+                          printable(arg));
+      }
+      return ok();
+  }
+  return ok();
+}
+
+}  // namespace
+
+SyncoidSshTrust syncoid_trust_for(const Job& job, std::string key_path, std::string known_hosts) {
+  SyncoidSshTrust trust;
+  trust.key_path = std::move(key_path);
+  trust.known_hosts = std::move(known_hosts);
+  trust.port = job.ssh_port;
+  trust.host_key_policy = job.host_key_policy;
+  trust.connect_timeout = job.ssh_connect_timeout;
+  return trust;
+}
+
+Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const DatasetPair& pair,
+                                                    const SyncoidSshTrust& trust) {
+  const SyncoidSettings& s = job.syncoid;
+  std::vector<std::string> argv;
+  argv.reserve(24 + s.exclude.size() + s.extra_args.size());
+
+  if (s.path.empty() || s.path.front() == '-' || has_control(s.path)) {
+    return make_error(ExitCode::config, "syncoid: invalid program path \"{}\"", printable(s.path));
+  }
+  argv.push_back(s.path);
+
+  // ssh trust: the pinned key, nothing else.
+  if (auto r = check_path("ssh key", trust.key_path); !r) return std::move(r).error();
+  if (auto r = check_path("known_hosts file", trust.known_hosts); !r) return std::move(r).error();
+  if (trust.port < 1 || trust.port > 65535) {
+    return make_error(ExitCode::config, "syncoid: ssh port {} is out of range", trust.port);
+  }
+  if (trust.connect_timeout.count() < 1 || trust.server_alive_interval.count() < 1 || trust.server_alive_count_max < 1) {
+    return make_error(ExitCode::config, "syncoid: ssh timeouts must be at least 1");
+  }
+  argv.push_back("--sshkey=" + trust.key_path);
+  argv.push_back(fmt::format("--sshport={}", trust.port));
+  argv.push_back("--sshoption=UserKnownHostsFile=" + trust.known_hosts);
+  argv.emplace_back("--sshoption=GlobalKnownHostsFile=/dev/null");
+  argv.emplace_back("--sshoption=StrictHostKeyChecking=yes");
+  argv.emplace_back("--sshoption=BatchMode=yes");
+  argv.emplace_back("--sshoption=IdentitiesOnly=yes");
+  argv.push_back(fmt::format("--sshoption=ConnectTimeout={}", trust.connect_timeout.count()));
+  argv.push_back(fmt::format("--sshoption=ServerAliveInterval={}", trust.server_alive_interval.count()));
+  argv.push_back(fmt::format("--sshoption=ServerAliveCountMax={}", trust.server_alive_count_max));
+
+  if (pair.recursive) argv.emplace_back("--recursive");
+  if (job.no_privilege_elevation) argv.emplace_back("--no-privilege-elevation");
+  if (!s.compress.empty()) {
+    if (auto r = check_compress(s.compress); !r) return std::move(r).error();
+    argv.push_back("--compress=" + s.compress);
+  }
+  if (!s.source_bwlimit.empty()) {
+    if (auto r = check_bwlimit("source_bwlimit", s.source_bwlimit); !r) return std::move(r).error();
+    argv.push_back("--source-bwlimit=" + s.source_bwlimit);
+  }
+  if (!s.target_bwlimit.empty()) {
+    if (auto r = check_bwlimit("target_bwlimit", s.target_bwlimit); !r) return std::move(r).error();
+    argv.push_back("--target-bwlimit=" + s.target_bwlimit);
+  }
+  if (!s.identifier.empty()) {
+    if (!all_of_chars(s.identifier, "-_:.")) {
+      return make_error(ExitCode::config, "syncoid: identifier \"{}\" may contain only A-Z a-z 0-9 - _ : .",
+                        printable(s.identifier));
+    }
+    argv.push_back("--identifier=" + s.identifier);
+  }
+  for (const auto& pattern : s.exclude) {
+    if (pattern.empty() || has_control(pattern)) {
+      return make_error(ExitCode::config, "syncoid: exclude pattern \"{}\" is empty or contains a control character",
+                        printable(pattern));
+    }
+    argv.push_back("--exclude=" + pattern);
+  }
+  if (s.create_bookmark) {
+    if (!s.no_sync_snap) {
+      return make_error(ExitCode::config,
+                        "syncoid: create_bookmark only works together with no_sync_snap (syncoid 2.1.0 ignores it otherwise)");
+    }
+    argv.emplace_back("--create-bookmark");
+  }
+  if (s.no_sync_snap) argv.emplace_back("--no-sync-snap");
+  if (!s.sendoptions.empty()) {
+    if (auto r = check_special_options("sendoptions", s.sendoptions, "DLPRcehpvw", pair.recursive); !r) {
+      return std::move(r).error();
+    }
+    argv.push_back("--sendoptions=" + s.sendoptions);
+  }
+  if (!s.recvoptions.empty()) {
+    if (auto r = check_special_options("recvoptions", s.recvoptions, "hoxuv", false); !r) return std::move(r).error();
+    argv.push_back("--recvoptions=" + s.recvoptions);
+  }
+  for (const auto& arg : s.extra_args) {
+    if (auto r = check_extra_arg(arg); !r) return std::move(r).error();
+    argv.push_back(arg);
+  }
+
+  if (auto r = validate_dataset_name(pair.source); !r) {
+    return make_error(ExitCode::config, "syncoid source: {}", r.error().message);
+  }
+  if (auto r = validate_dataset_name(pair.target); !r) {
+    return make_error(ExitCode::config, "syncoid target: {}", r.error().message);
+  }
+  if (auto r = check_user(job.ssh_user); !r) return std::move(r).error();
+  if (auto r = check_host(job.target_host); !r) return std::move(r).error();
+  argv.push_back(pair.source);
+  argv.push_back(job.ssh_user + "@" + job.target_host + ":" + pair.target);
+  return argv;
+}
+
+SyncoidOutcome classify_syncoid_exit(int exit_code, std::string_view stderr_tail) {
+  SyncoidOutcome outcome;
+  outcome.exit_code = exit_code;
+  if (exit_code == 0) {
+    outcome.status = SyncoidStatus::ok;
+    outcome.reason = "syncoid finished";
+    return outcome;
+  }
+  if (exit_code == 127) {
+    outcome.status = SyncoidStatus::usage;
+    outcome.reason = "syncoid rejected its arguments (exit 127)";
+    return outcome;
+  }
+  outcome.status = exit_code == 1 ? SyncoidStatus::transient : SyncoidStatus::critical;
+
+  // Small on purpose: only causes where waiting and trying again plausibly helps.
+  static constexpr std::array<std::string_view, 6> kPermanent{
+      "has been modified",  "host key verification failed", "remote host identification has changed",
+      "permission denied", "no space left",                  "out of space"};
+  static constexpr std::array<std::string_view, 6> kTransient{
+      "dataset is busy",     "is already target of a zfs receive process",
+      "connection reset",    "connection timed out",
+      "broken pipe",         "connection closed by"};
+  const std::string text = to_lower(stderr_tail);
+  for (const auto phrase : kPermanent) {
+    if (text.find(phrase) != std::string::npos) {
+      outcome.cause = SyncoidCause::permanent;
+      outcome.matched = phrase;
+      break;
+    }
+  }
+  if (outcome.cause == SyncoidCause::unknown) {
+    for (const auto phrase : kTransient) {
+      if (text.find(phrase) != std::string::npos) {
+        outcome.cause = SyncoidCause::transient;
+        outcome.matched = phrase;
+        break;
+      }
+    }
+  }
+  const std::string_view kind = exit_code == 1 ? "partial/transient failure" : "critical failure";
+  switch (outcome.cause) {
+    case SyncoidCause::permanent:
+      outcome.reason = fmt::format("syncoid exit {} ({}); permanent cause: \"{}\"", exit_code, kind, outcome.matched);
+      break;
+    case SyncoidCause::transient:
+      outcome.reason = fmt::format("syncoid exit {} ({}); transient cause: \"{}\"", exit_code, kind, outcome.matched);
+      break;
+    case SyncoidCause::unknown:
+      outcome.reason = fmt::format("syncoid exit {} ({})", exit_code, kind);
+      break;
+  }
+  return outcome;
+}
+
+bool should_retry(const SyncoidOutcome& outcome, int attempt, int retries) {
+  if (attempt > retries) return false;
+  switch (outcome.status) {
+    case SyncoidStatus::ok:
+    case SyncoidStatus::usage:
+      return false;
+    case SyncoidStatus::transient:
+      return outcome.cause != SyncoidCause::permanent;
+    case SyncoidStatus::critical:
+      return outcome.cause == SyncoidCause::transient;
+  }
+  return false;
+}
+
+std::string describe_command(const std::vector<std::string>& argv) { return shell_join(argv); }
+
+}  // namespace hozo
