@@ -1,0 +1,209 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <ctime>
+
+#include "hozo/schedule.hpp"
+#include "hozo/util/time.hpp"
+
+using namespace hozo;
+using namespace std::chrono;
+
+namespace {
+
+Schedule parsed(std::string_view text) {
+  auto s = parse_schedule(text);
+  EXPECT_TRUE(s.ok()) << text << ": " << (s.ok() ? "" : s.error().message);
+  return s.ok() ? *s : Schedule{};
+}
+
+std::string oncalendar(std::string_view text) {
+  auto r = parsed(text).to_oncalendar();
+  return r.ok() ? *r : "ERROR: " + r.error().message;
+}
+
+std::string cron(std::string_view text) {
+  auto r = parsed(text).to_cron();
+  return r.ok() ? *r : "ERROR: " + r.error().message;
+}
+
+SystemTime at(std::string_view iso) {
+  const auto t = parse_iso8601_utc(iso);
+  EXPECT_TRUE(t.has_value()) << iso;
+  return t.value_or(SystemTime{});
+}
+
+std::string next_utc(std::string_view text, std::string_view after) {
+  const auto n = parsed(text).next_run(at(after), TimeZone::utc);
+  return n ? iso8601_utc(*n) : "never";
+}
+
+/// Sets $TZ for the lifetime of the object (local-time tests).
+class ScopedTz {
+ public:
+  explicit ScopedTz(const char* tz) {
+    if (const char* old = std::getenv("TZ")) old_ = old;
+    ::setenv("TZ", tz, 1);
+    ::tzset();
+  }
+  ~ScopedTz() {
+    if (old_) {
+      ::setenv("TZ", old_->c_str(), 1);
+    } else {
+      ::unsetenv("TZ");
+    }
+    ::tzset();
+  }
+  ScopedTz(const ScopedTz&) = delete;
+  ScopedTz& operator=(const ScopedTz&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
+
+}  // namespace
+
+TEST(Schedule, EmptyMeansManual) {
+  for (const auto* text : {"", "   ", "\t"}) {
+    const auto s = parsed(text);
+    EXPECT_TRUE(s.is_manual());
+    EXPECT_EQ(s.syntax(), Schedule::Syntax::manual);
+    EXPECT_FALSE(s.next_run(at("2024-05-01T00:00:00Z")).has_value());
+    EXPECT_FALSE(s.to_cron().ok());
+    EXPECT_FALSE(s.to_oncalendar().ok());
+  }
+}
+
+TEST(Schedule, LegacyDailyIsUtc) {
+  const auto s = parsed("daily 03:00");
+  EXPECT_EQ(s.syntax(), Schedule::Syntax::legacy);
+  EXPECT_EQ(s.zone(), TimeZone::utc);
+  EXPECT_EQ(oncalendar("daily 03:00"), "*-*-* 03:00:00 UTC");
+  EXPECT_EQ(cron("daily 03:00"), "0 3 * * *");
+  EXPECT_EQ(oncalendar("Daily 3:05"), "*-*-* 03:05:00 UTC");
+}
+
+TEST(Schedule, LegacyWeeklyDayNamesAreCaseInsensitive) {
+  for (const auto* text : {"weekly Sunday 03:00", "weekly sunday 03:00", "WEEKLY SUN 03:00", "weekly sun 3:00"}) {
+    EXPECT_EQ(oncalendar(text), "Sun *-*-* 03:00:00 UTC") << text;
+    EXPECT_EQ(cron(text), "0 3 * * 0") << text;
+  }
+  EXPECT_EQ(oncalendar("weekly Wednesday 23:59"), "Wed *-*-* 23:59:00 UTC");
+}
+
+TEST(Schedule, LegacyErrors) {
+  for (const auto* text : {"daily 24:00", "daily 3", "daily 03:60", "daily 03:00 extra", "weekly Funday 03:00",
+                           "weekly 03:00", "weekly Sunday", "daily 3:5", "daily -1:00"}) {
+    EXPECT_FALSE(parse_schedule(text).ok()) << text;
+  }
+  EXPECT_NE(parse_schedule("weekly Funday 03:00").error().message.find("Funday"), std::string::npos);
+}
+
+TEST(Schedule, CronBasics) {
+  const auto s = parsed("30 2 * * 1-5");
+  EXPECT_EQ(s.syntax(), Schedule::Syntax::cron);
+  EXPECT_EQ(s.zone(), TimeZone::local);
+  EXPECT_EQ(cron("30 2 * * 1-5"), "30 2 * * 1-5");
+  EXPECT_EQ(oncalendar("30 2 * * 1-5"), "Mon..Fri *-*-* 02:30:00");
+  EXPECT_EQ(cron("*/15 * * * *"), "*/15 * * * *");
+  EXPECT_EQ(oncalendar("*/15 * * * *"), "*-*-* *:00/15:00");
+  EXPECT_EQ(cron("0 0,12 1 * *"), "0 0,12 1 * *");
+  EXPECT_EQ(cron("5/20 * * * *"), "5-59/20 * * * *");
+  EXPECT_EQ(cron("0 1-3 * * *"), "0 1-3 * * *");
+  EXPECT_EQ(cron("0 9-17/2 * * *"), "0 9,11,13,15,17 * * *");
+}
+
+TEST(Schedule, CronNamesAndSunday7) {
+  EXPECT_EQ(cron("0 4 * jan,JUL sun"), "0 4 * 1,7 0");
+  EXPECT_EQ(cron("0 4 * * 7"), "0 4 * * 0");
+  EXPECT_EQ(cron("0 4 * * mon-fri"), "0 4 * * 1-5");
+  EXPECT_EQ(oncalendar("0 4 * * sat,sun"), "Sat,Sun *-*-* 04:00:00");
+}
+
+TEST(Schedule, CronMacros) {
+  EXPECT_EQ(cron("@daily"), "0 0 * * *");
+  EXPECT_EQ(cron("@hourly"), "0 * * * *");
+  EXPECT_EQ(cron("@weekly"), "0 0 * * 0");
+  EXPECT_EQ(cron("@monthly"), "0 0 1 * *");
+  EXPECT_EQ(cron("@yearly"), "0 0 1 1 *");
+  EXPECT_FALSE(parse_schedule("@reboot").ok());
+}
+
+TEST(Schedule, CronErrors) {
+  for (const auto* text : {"60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *",
+                           "5-1 * * * *", "a * * * *", "1,,2 * * * *", "0 0 31 2 *", "0 0 30 feb *", "* * * * * *"}) {
+    EXPECT_FALSE(parse_schedule(text).ok()) << text;
+  }
+  EXPECT_NE(parse_schedule("61 3 * * *").error().message.find("minute"), std::string::npos);
+}
+
+TEST(Schedule, CronDayOfMonthOrWeekday) {
+  // Cron fires when EITHER the day of month or the weekday matches (both restricted).
+  const auto s = parsed("0 0 13 * 5");
+  EXPECT_TRUE(s.matches(9, 13, 3, 0, 0, 0));  // Wed the 13th
+  EXPECT_TRUE(s.matches(9, 6, 5, 0, 0, 0));   // Fri the 6th
+  EXPECT_FALSE(s.matches(9, 7, 6, 0, 0, 0));
+  EXPECT_FALSE(s.to_oncalendar().ok());
+  EXPECT_EQ(next_utc("0 0 13 * 5", "2024-09-01T00:00:00Z"), "2024-09-06T00:00:00Z");
+}
+
+TEST(Schedule, OnCalendarShorthands) {
+  EXPECT_EQ(oncalendar("daily"), "*-*-* 00:00:00");
+  EXPECT_EQ(oncalendar("weekly"), "Mon *-*-* 00:00:00");
+  EXPECT_EQ(oncalendar("hourly"), "*-*-* *:00:00");
+  EXPECT_EQ(oncalendar("monthly"), "*-*-01 00:00:00");
+  EXPECT_EQ(oncalendar("yearly"), "*-01-01 00:00:00");
+  EXPECT_EQ(oncalendar("quarterly"), "*-01/3-01 00:00:00");
+  EXPECT_EQ(oncalendar("daily UTC"), "*-*-* 00:00:00 UTC");
+  EXPECT_EQ(parsed("daily").syntax(), Schedule::Syntax::oncalendar);
+  EXPECT_EQ(parsed("daily").zone(), TimeZone::local);
+}
+
+TEST(Schedule, OnCalendarForms) {
+  EXPECT_EQ(oncalendar("*-*-* 03:00:00"), "*-*-* 03:00:00");
+  EXPECT_EQ(oncalendar("Mon..Fri *-*-* 02:30"), "Mon..Fri *-*-* 02:30:00");
+  EXPECT_EQ(oncalendar("Sun 03:00"), "Sun *-*-* 03:00:00");
+  EXPECT_EQ(oncalendar("Sat,Sun 04:00 UTC"), "Sat,Sun *-*-* 04:00:00 UTC");
+  EXPECT_EQ(oncalendar("Sat..Mon 04:00"), "Mon,Sat,Sun *-*-* 04:00:00");  // wraps around
+  EXPECT_EQ(oncalendar("*-*-01 00:00"), "*-*-01 00:00:00");
+  EXPECT_EQ(oncalendar("01-15 12:00"), "*-01-15 12:00:00");
+  EXPECT_EQ(oncalendar("*-*-* *:0/15"), "*-*-* *:00/15:00");
+  EXPECT_EQ(oncalendar("Mon"), "Mon *-*-* 00:00:00");
+  EXPECT_EQ(oncalendar("monday,Wednesday 1..3:00"), "Mon,Wed *-*-* 01..03:00:00");
+  EXPECT_EQ(cron("Mon..Fri *-*-* 02:30"), "30 2 * * 1-5");
+  EXPECT_EQ(cron("*-*-* 03:00:30"),
+            "ERROR: \"*-*-* 03:00:30\" fires at seconds other than :00; cron cannot express that");
+  EXPECT_FALSE(parsed("Fri *-*-13 00:00").to_cron().ok());  // AND of date and weekday
+}
+
+TEST(Schedule, OnCalendarErrors) {
+  for (const auto* text :
+       {"2025-01-01 00:00", "*-02-30 00:00", "Mon *-*-* 25:00", "Funday 03:00", "03:00 Mon", "*-*-* 03:00 Mon",
+        "*-*~01", "*-13-01", "*-*-* 1:2:3:4", "Mon..Fri..Sat 00:00", "weekly Sunday 03:00 UTC extra", "every day"}) {
+    EXPECT_FALSE(parse_schedule(text).ok()) << text;
+  }
+  EXPECT_NE(parse_schedule("\x01").error().message.find("control"), std::string::npos);
+}
+
+TEST(Schedule, NextRunUtc) {
+  EXPECT_EQ(next_utc("daily 03:00", "2024-05-01T02:00:00Z"), "2024-05-01T03:00:00Z");
+  EXPECT_EQ(next_utc("daily 03:00", "2024-05-01T03:00:00Z"), "2024-05-02T03:00:00Z");  // strictly after
+  EXPECT_EQ(next_utc("weekly Sunday 03:00", "2024-05-01T12:00:00Z"), "2024-05-05T03:00:00Z");
+  EXPECT_EQ(next_utc("*/15 * * * *", "2024-05-01T10:07:30Z"), "2024-05-01T10:15:00Z");
+  EXPECT_EQ(next_utc("0 0 1 1 *", "2024-06-01T00:00:00Z"), "2025-01-01T00:00:00Z");
+  EXPECT_EQ(next_utc("*-02-29 00:00", "2025-01-01T00:00:00Z"), "2028-02-29T00:00:00Z");
+  EXPECT_EQ(next_utc("Fri *-*-13 00:00", "2024-01-01T00:00:00Z"), "2024-09-13T00:00:00Z");
+  EXPECT_EQ(next_utc("*-12-31 23:59:59", "2024-12-31T23:59:58Z"), "2024-12-31T23:59:59Z");
+  EXPECT_EQ(next_utc("*-12-31 23:59:59", "2024-12-31T23:59:59Z"), "2025-12-31T23:59:59Z");
+}
+
+TEST(Schedule, NextRunUsesOwnZoneByDefault) {
+  const ScopedTz tz("EST5");  // fixed UTC-5, needs no tzdata
+  const auto legacy = parsed("daily 03:00");
+  EXPECT_EQ(iso8601_utc(*legacy.next_run(at("2024-05-01T00:00:00Z"))), "2024-05-01T03:00:00Z");
+  const auto local = parsed("0 3 * * *");
+  EXPECT_EQ(iso8601_utc(*local.next_run(at("2024-05-01T00:00:00Z"))), "2024-05-01T08:00:00Z");
+  EXPECT_EQ(iso8601_utc(*local.next_run(at("2024-05-01T00:00:00Z"), TimeZone::utc)), "2024-05-01T03:00:00Z");
+}
+
+TEST(Schedule, TextIsKept) { EXPECT_EQ(parsed("  weekly Sunday 03:00 ").text(), "weekly Sunday 03:00"); }
