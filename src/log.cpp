@@ -57,8 +57,10 @@ void setup_logging(int verbosity) {
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   if (stderr_is_journal()) {
     formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%v");
+  } else if (::isatty(STDERR_FILENO) == 1) {
+    formatter->set_pattern("%^%l%$: %v");  // interactive: short lines
   } else {
-    formatter->set_pattern("%Y-%m-%d %H:%M:%S %^%-5l%$ %v");
+    formatter->set_pattern("%Y-%m-%d %H:%M:%S %-5l %v");  // cron, pipes: timestamps
   }
   logger->set_formatter(std::move(formatter));
   spdlog::level::level_enum level = spdlog::level::info;

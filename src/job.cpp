@@ -1,0 +1,510 @@
+#include "hozo/job.hpp"
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "hozo/lock.hpp"
+#include "hozo/ssh.hpp"
+#include "hozo/syncoid.hpp"
+#include "hozo/util/fs.hpp"
+#include "hozo/util/strings.hpp"
+#include "hozo/verify.hpp"
+#include "hozo/zfs.hpp"
+
+namespace hozo {
+
+namespace {
+
+constexpr std::chrono::seconds kRemoteCommandTimeout{120};
+
+/// The identity file syncoid gets: the configured one, else the first default key that exists.
+std::string resolved_identity_file(const Job& job) {
+  if (!job.ssh_key.empty()) return expand_home(job.ssh_key).string();
+  for (const char* name : {"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"}) {
+    const auto p = expand_home(name);
+    if (std::filesystem::exists(p)) return p.string();
+  }
+  return expand_home("~/.ssh/id_ed25519").string();
+}
+
+/// The known_hosts file shared by libssh and syncoid's ssh.
+std::string resolved_known_hosts(const Job& job) {
+  return job.known_hosts.empty() ? default_known_hosts_path().string() : expand_home(job.known_hosts).string();
+}
+
+bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(); }
+
+Error interrupted_error() { return Error{"interrupted by signal", ExitCode::interrupted}; }
+
+/// Adds the run's log file to the default logger for the lifetime of the run.
+class RunLogSink {
+ public:
+  explicit RunLogSink(const std::filesystem::path& path) {
+    try {
+      sink_ = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
+      sink_->set_pattern("%Y-%m-%dT%H:%M:%S.%e %-5l %v");
+      sink_->set_level(spdlog::level::debug);
+      spdlog::default_logger()->sinks().push_back(sink_);
+      if (spdlog::default_logger()->level() > spdlog::level::debug) {
+        previous_level_ = spdlog::default_logger()->level();
+        // The console sink keeps its own threshold; the file gets debug lines too.
+        for (auto& s : spdlog::default_logger()->sinks()) {
+          if (s != sink_) s->set_level(*previous_level_);
+        }
+        spdlog::default_logger()->set_level(spdlog::level::debug);
+      }
+    } catch (const spdlog::spdlog_ex& e) {
+      spdlog::warn("cannot open run log {}: {}", path.string(), e.what());
+      sink_.reset();
+    }
+  }
+  RunLogSink(const RunLogSink&) = delete;
+  RunLogSink& operator=(const RunLogSink&) = delete;
+  ~RunLogSink() {
+    if (!sink_) return;
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    if (previous_level_) spdlog::default_logger()->set_level(*previous_level_);
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink_;
+  std::optional<spdlog::level::level_enum> previous_level_;
+};
+
+class Pipeline {
+ public:
+  Pipeline(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options, RunRecord record)
+      : job_(job), state_(state), sys_(systems), opt_(options), rec_(std::move(record)) {}
+
+  RunRecord run();
+
+ private:
+  template <typename Fn>
+  Result<void> stage(std::string_view name, Fn&& body);
+  void save();
+  void fail(std::string_view stage, const Error& error);
+  Result<void> preflight();
+  Result<void> wake_and_wait();
+  Result<void> connect();
+  Result<void> pools();
+  Result<void> sync();
+  Result<void> sync_pair(const DatasetPair& pair);
+  Result<void> verify();
+  void shutdown();
+  bool sleep_cancellable(std::chrono::seconds d);
+
+  const Job& job_;
+  StateStore& state_;
+  JobSystems& sys_;
+  const RunOptions& opt_;
+  RunRecord rec_;
+  std::optional<HostLease> lease_;
+  std::unique_ptr<CommandRunner> remote_;
+  bool box_up_ = false;  ///< the box answered on SSH during this run
+};
+
+template <typename Fn>
+Result<void> Pipeline::stage(std::string_view name, Fn&& body) {
+  if (cancelled(opt_.cancel)) {
+    fail(name, interrupted_error());
+    return interrupted_error();
+  }
+  if (opt_.reporter != nullptr) opt_.reporter->stage_started(job_.name, name);
+  StageTiming timing;
+  timing.name = std::string(name);
+  timing.started = iso8601_utc(sys_.clock().now());
+  const auto t0 = sys_.clock().steady_now();
+  spdlog::debug("[{}] stage {} started", job_.name, name);
+  Result<void> result = body(timing);
+  timing.seconds = std::chrono::duration<double>(sys_.clock().steady_now() - t0).count();
+  timing.ok = result.ok();
+  if (!result.ok()) timing.message = result.error().message;
+  rec_.stages.push_back(timing);
+  if (result.ok()) {
+    spdlog::info("[{}] {} ok ({}){}{}", job_.name, name, format_duration(std::chrono::duration<double>(timing.seconds)),
+                 timing.message.empty() ? "" : ": ", timing.message);
+  } else {
+    fail(name, result.error());
+  }
+  save();
+  if (opt_.reporter != nullptr) opt_.reporter->stage_finished(job_.name, timing);
+  return result;
+}
+
+void Pipeline::save() {
+  if (auto r = state_.update_run(rec_); !r) spdlog::warn("[{}] cannot update state file: {}", job_.name, r.error().message);
+}
+
+void Pipeline::fail(std::string_view stage, const Error& error) {
+  spdlog::error("[{}] {} failed: {}", job_.name, stage, error.message);
+  if (rec_.failed_stage.empty()) {
+    rec_.failed_stage = std::string(stage);
+    rec_.error = error.message;
+    rec_.exit_code = to_int(error.code == ExitCode::ok ? ExitCode::failure : error.code);
+  }
+}
+
+bool Pipeline::sleep_cancellable(std::chrono::seconds d) {
+  const auto deadline = sys_.clock().steady_now() + d;
+  while (sys_.clock().steady_now() < deadline) {
+    if (cancelled(opt_.cancel)) return false;
+    sys_.clock().sleep_for(Millis(100));
+  }
+  return !cancelled(opt_.cancel);
+}
+
+Result<void> Pipeline::preflight() {
+  const auto syncoid = find_in_path(job_.syncoid.path);
+  if (!syncoid) {
+    return make_error(ExitCode::unavailable, "syncoid not found (looked for \"{}\" in PATH); install the sanoid package",
+                      job_.syncoid.path);
+  }
+  for (const auto& pair : job_.datasets) {
+    if (auto r = validate_dataset_name(pair.source); !r) return r.error();
+    if (auto r = validate_dataset_name(pair.target); !r) return r.error();
+  }
+  return ok();
+}
+
+Result<void> Pipeline::wake_and_wait() {
+  bool up = false;
+  auto r = stage("wake", [&](StageTiming& t) -> Result<void> {
+    const auto probe = sys_.probe(job_);
+    if (probe.state == ProbeState::up) {
+      up = true;
+      rec_.was_up_before = true;
+      t.message = fmt::format("already up ({}), no packet sent", probe.banner);
+      // A marker left by a crashed run must not make us power off a box someone else switched on.
+      if (lease_ && lease_->first_user()) {
+        if (auto c = lease_->clear_woken(); !c) spdlog::warn("[{}] {}", job_.name, c.error().message);
+      }
+      return ok();
+    }
+    auto sent = sys_.wake(job_);
+    if (!sent) return sent.error();
+    rec_.woke_host = true;
+    if (lease_) {
+      if (auto m = lease_->mark_woken(rec_.run_id); !m) spdlog::warn("[{}] {}", job_.name, m.error().message);
+    }
+    t.message = job_.wol_relay ? fmt::format("wake command sent through relay {}", job_.wol_relay->host)
+                               : fmt::format("{} magic packet(s) sent to {}:{}", *sent, job_.wol_broadcast, job_.wol_port);
+    return ok();
+  });
+  if (!r) return r;
+  if (up) {
+    box_up_ = true;
+    return ok();
+  }
+  return stage("wait", [&](StageTiming& t) -> Result<void> {
+    auto outcome = sys_.wait_up(
+        job_,
+        [&] {
+          if (auto again = sys_.wake(job_); !again) spdlog::warn("[{}] resending wake failed: {}", job_.name, again.error().message);
+        },
+        opt_.cancel);
+    if (!outcome) return outcome.error();
+    box_up_ = true;
+    t.message = fmt::format("{}:{} answered after {} ({} probes, {} resends)", job_.target_host, job_.ssh_port,
+                            format_duration(outcome->elapsed), outcome->probes, outcome->resends);
+    return ok();
+  });
+}
+
+Result<void> Pipeline::connect() {
+  return stage("connect", [&](StageTiming& t) -> Result<void> {
+    auto remote = sys_.connect(job_);
+    if (!remote) return remote.error();
+    remote_ = std::move(*remote);
+    t.message = remote_->where();
+    return ok();
+  });
+}
+
+Result<void> Pipeline::pools() {
+  return stage("pool", [&](StageTiming& t) -> Result<void> {
+    std::set<std::string> pools;
+    for (const auto& pair : job_.datasets) pools.insert(pool_of(pair.target));
+    std::vector<std::string> notes;
+    for (const auto& pool : pools) {
+      auto imported = pool_imported(*remote_, pool, kRemoteCommandTimeout);
+      if (!imported) return imported.error();
+      if (!*imported) {
+        if (!job_.target_pool_import) {
+          return make_error("target pool {} is not imported on {} (target_pool_import is off)", pool, job_.target_host);
+        }
+        spdlog::info("[{}] importing target pool {}", job_.name, pool);
+        if (auto imp = zpool_import(*remote_, pool, kRemoteCommandTimeout); !imp) return imp.error();
+        notes.push_back(fmt::format("{} imported", pool));
+      }
+      auto health = zpool_health(*remote_, pool, kRemoteCommandTimeout);
+      if (!health) return health.error();
+      if (health->health == "DEGRADED") {
+        spdlog::warn("[{}] target pool {} is DEGRADED; writing anyway", job_.name, pool);
+        notes.push_back(fmt::format("{} DEGRADED", pool));
+      } else if (!health->online()) {
+        return make_error("target pool {} is {}; refusing to write", pool, health->health);
+      } else {
+        notes.push_back(fmt::format("{} ONLINE", pool));
+      }
+    }
+    t.message = join(notes, ", ");
+    return ok();
+  });
+}
+
+Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
+  const auto trust = syncoid_trust_for(job_, resolved_identity_file(job_), resolved_known_hosts(job_));
+  auto argv = build_syncoid_argv(job_, pair, trust);
+  if (!argv) return argv.error();
+  for (int attempt = 1;; ++attempt) {
+    ++rec_.attempts;
+    spdlog::info("[{}] syncoid {} -> {}:{} (attempt {}/{})", job_.name, pair.source, job_.target_host, pair.target,
+                 attempt, job_.retries + 1);
+    spdlog::debug("[{}] running: {}", job_.name, describe_command(*argv));
+    std::string stderr_tail;
+    const auto on_line = [&](std::string_view prefix) {
+      return [this, prefix, &stderr_tail](std::string_view line) {
+        if (line.empty()) return;
+        spdlog::debug("[{}] syncoid{}: {}", job_.name, prefix, printable(line));
+        if (opt_.reporter != nullptr) opt_.reporter->transfer_line(job_.name, line);
+        if (prefix == "!") {
+          stderr_tail += std::string(line) + "\n";
+          if (stderr_tail.size() > 16384) stderr_tail.erase(0, stderr_tail.size() - 16384);
+        }
+      };
+    };
+    auto result = sys_.run_syncoid(*argv, job_.syncoid.timeout, on_line(""), on_line("!"), opt_.cancel);
+    if (!result) return result.error();
+    if (result->cancelled || cancelled(opt_.cancel)) return interrupted_error();
+    if (result->timed_out) {
+      return make_error("syncoid timed out after {} (syncoid.timeout) and was killed",
+                        format_duration(std::chrono::duration<double>(job_.syncoid.timeout)));
+    }
+    if (result->term_signal != 0) return make_error("syncoid {}", describe_termination(*result));
+    const auto outcome = classify_syncoid_exit(result->exit_code, stderr_tail);
+    if (outcome.status == SyncoidStatus::ok) return ok();
+    const std::string last_line = [&] {
+      const auto lines = split_lines(stderr_tail);
+      for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+        if (!trim(*it).empty()) return std::string(trim(*it));
+      }
+      return std::string();
+    }();
+    const std::string why = fmt::format("syncoid exited with status {} ({}){}{}", outcome.exit_code, outcome.reason,
+                                        last_line.empty() ? "" : ": ", printable(last_line));
+    if (!should_retry(outcome, attempt, job_.retries)) return make_error("{}", why);
+    spdlog::warn("[{}] {}; retrying in {}", job_.name, why,
+                 format_duration(std::chrono::duration<double>(job_.retry_delay)));
+    if (!sleep_cancellable(job_.retry_delay)) return interrupted_error();
+  }
+}
+
+Result<void> Pipeline::sync() {
+  return stage("sync", [&](StageTiming& t) -> Result<void> {
+    for (const auto& pair : job_.datasets) {
+      if (auto r = sync_pair(pair); !r) return r;
+    }
+    t.message = fmt::format("{} dataset(s), {} attempt(s)", job_.datasets.size(), rec_.attempts);
+    return ok();
+  });
+}
+
+Result<void> Pipeline::verify() {
+  return stage("verify", [&](StageTiming& t) -> Result<void> {
+    const auto report = verify_job(sys_.local(), *remote_, job_, kRemoteCommandTimeout);
+    rec_.datasets.clear();
+    for (const auto& d : report.datasets) {
+      DatasetVerification v;
+      v.source = d.source_dataset;
+      v.target = d.target_dataset;
+      v.newest_source_snapshot = d.source_snapshot.empty() ? "" : d.source_dataset + "@" + d.source_snapshot;
+      v.newest_target_snapshot = d.target_snapshot.empty() ? "" : d.target_dataset + "@" + d.target_snapshot;
+      v.guid_match = d.match;
+      v.remote_snapshot_count = static_cast<std::int64_t>(d.target_snapshot_count);
+      rec_.datasets.push_back(std::move(v));
+    }
+    if (!report.ok) return make_error("{}", report.error);
+    t.message = fmt::format("{} dataset(s) verified", report.datasets.size());
+    return ok();
+  });
+}
+
+void Pipeline::shutdown() {
+  auto& sd = rec_.shutdown;
+  if (!job_.shutdown_after) {
+    sd.outcome = ShutdownOutcome::not_requested;
+    sd.message = "shutdown_after is off";
+    return;
+  }
+  if (!lease_) {
+    sd.outcome = ShutdownOutcome::not_requested;
+    sd.message = "host lease not held";
+    return;
+  }
+  // The shutdown stage runs even after a failure or a signal: it is how the box gets switched off again.
+  StageTiming timing;
+  timing.name = "shutdown";
+  timing.started = iso8601_utc(sys_.clock().now());
+  const auto t0 = sys_.clock().steady_now();
+  if (opt_.reporter != nullptr) opt_.reporter->stage_started(job_.name, "shutdown");
+  auto last = lease_->try_become_last();
+  if (!last) {
+    sd.outcome = ShutdownOutcome::failed;
+    sd.message = last.error().message;
+  } else if (!*last) {
+    sd.outcome = ShutdownOutcome::skipped_in_use;
+    sd.message = "another job still uses the host; the last one powers it off";
+  } else {
+    auto woken = lease_->woken_by_hozo();
+    const bool hozo_woke = woken && *woken;
+    if (!box_up_ && !hozo_woke) {
+      sd.outcome = ShutdownOutcome::not_requested;
+      sd.message = "the box was never reached";
+    } else if (!box_up_) {
+      // We woke it but it never answered: there is no SSH to send a shutdown over.
+      sd.outcome = ShutdownOutcome::failed;
+      sd.message = "hozo sent a wake but the box never answered on SSH; cannot power it off";
+    } else if (job_.shutdown_only_if_woken && !hozo_woke) {
+      sd.outcome = ShutdownOutcome::skipped_not_woken;
+      sd.message = "the box was already up when hozo came; leaving it on (shutdown_only_if_woken)";
+    } else if (auto off = sys_.power_off(job_); !off) {
+      sd.outcome = ShutdownOutcome::failed;
+      sd.message = off.error().message;
+    } else {
+      sd.outcome = ShutdownOutcome::done;
+      sd.message = fmt::format("\"{}\" sent; SSH port closed", job_.shutdown_command);
+      if (auto c = lease_->clear_woken(); !c) spdlog::warn("[{}] {}", job_.name, c.error().message);
+    }
+  }
+  lease_->release();
+  timing.seconds = std::chrono::duration<double>(sys_.clock().steady_now() - t0).count();
+  timing.ok = sd.outcome != ShutdownOutcome::failed;
+  timing.message = fmt::format("{}: {}", to_string(sd.outcome), sd.message);
+  rec_.stages.push_back(timing);
+  if (timing.ok) {
+    spdlog::info("[{}] shutdown: {}", job_.name, timing.message);
+  } else {
+    spdlog::error("[{}] shutdown failed: {}", job_.name, sd.message);
+    if (rec_.failed_stage.empty()) fail("shutdown", Error{sd.message, ExitCode::failure});
+  }
+  save();
+  if (opt_.reporter != nullptr) opt_.reporter->stage_finished(job_.name, timing);
+}
+
+RunRecord Pipeline::run() {
+  RunLogSink log_sink(rec_.log_file);
+  spdlog::info("[{}] run {} started (pid {})", job_.name, rec_.run_id, rec_.pid);
+  const auto steps = [&]() -> Result<void> {
+    if (auto r = stage("preflight", [&](StageTiming&) { return preflight(); }); !r) return r;
+    if (auto r = stage("lock", [&](StageTiming& t) -> Result<void> {
+          auto lease = HostLease::acquire(state_.dir(), job_.target_host, job_.host_sharing,
+                                          std::chrono::duration_cast<Millis>(job_.host_lock_timeout));
+          if (!lease) return lease.error();
+          lease_.emplace(std::move(*lease));
+          t.message = lease_->first_user() ? "first user of the host" : "sharing the host with another job";
+          return ok();
+        });
+        !r) {
+      return r;
+    }
+    if (auto r = wake_and_wait(); !r) return r;
+    if (auto r = connect(); !r) return r;
+    if (auto r = pools(); !r) return r;
+    if (auto r = sync(); !r) return r;
+    return verify();
+  };
+  (void)steps();
+  if (remote_) remote_.reset();  // close our SSH session before the box goes down
+  shutdown();
+  if (cancelled(opt_.cancel) || rec_.exit_code == to_int(ExitCode::interrupted)) {
+    rec_.outcome = RunOutcome::interrupted;
+    rec_.exit_code = to_int(ExitCode::interrupted);
+    if (rec_.error.empty()) rec_.error = "interrupted by signal";
+  } else if (rec_.failed_stage.empty()) {
+    rec_.outcome = RunOutcome::success;
+    rec_.exit_code = 0;
+  } else {
+    rec_.outcome = RunOutcome::failed;
+  }
+  return rec_;
+}
+
+}  // namespace
+
+Result<RunRecord> run_job(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options) {
+  auto begun = state.begin_run(job.name);
+  if (!begun) return begun.error();
+  RunRecord record = std::move(*begun);
+  if (record.log_file.empty()) record.log_file = state.log_path_for(record).string();
+  if (auto d = make_dirs(std::filesystem::path(record.log_file).parent_path()); !d) {
+    spdlog::warn("[{}] {}", job.name, d.error().message);
+  }
+  Pipeline pipeline(job, state, systems, options, record);
+  record = pipeline.run();
+  auto finished = state.finish_run(record);
+  if (!finished) {
+    spdlog::error("[{}] cannot record the result: {}", job.name, finished.error().message);
+  } else {
+    record = std::move(*finished);
+  }
+  if (auto pruned = state.prune_logs(job.name, options.log_keep); !pruned) {
+    spdlog::warn("[{}] {}", job.name, pruned.error().message);
+  }
+  spdlog::info("{}", summarize(record));
+  if (options.reporter != nullptr) options.reporter->run_finished(record);
+  return record;
+}
+
+std::string summarize(const RunRecord& r) {
+  std::string s = fmt::format("{}: {} in {}", r.job, to_string(r.outcome),
+                              format_duration(std::chrono::duration<double>(r.duration_seconds)));
+  if (!r.failed_stage.empty()) s += fmt::format(" (stage {}: {})", r.failed_stage, r.error);
+  if (r.outcome == RunOutcome::success) {
+    s += fmt::format(", {} dataset(s) verified", r.datasets.size());
+  }
+  s += r.woke_host ? ", woke the box" : (r.was_up_before ? ", box was already up" : "");
+  s += fmt::format(", shutdown: {}", to_string(r.shutdown.outcome));
+  return s;
+}
+
+Result<std::string> describe_plan(const Job& job) {
+  std::string out = fmt::format("job {}: dry run, nothing is executed\n", job.name);
+  out += fmt::format("  lock     host lease {} ({})\n", job.target_host,
+                     job.host_sharing == HostSharing::concurrent ? "shared" : "exclusive");
+  if (job.wol_relay) {
+    out += fmt::format("  wake     via relay {}@{}:{}\n", job.wol_relay->user, job.wol_relay->host, job.wol_relay->port);
+  } else {
+    out += fmt::format("  wake     {}x magic packet for {} to {}:{}{}\n", job.wol_repeat, job.mac_address,
+                       job.wol_broadcast, job.wol_port,
+                       job.wol_interface.empty() ? "" : fmt::format(" via {}", job.wol_interface));
+  }
+  out += fmt::format("  wait     for an SSH banner on {}:{} (up to {})\n", job.target_host, job.ssh_port,
+                     format_duration(std::chrono::duration<double>(job.ssh_timeout)));
+  out += fmt::format("  connect  {}@{}:{} (host keys: {}, known_hosts {})\n", job.ssh_user, job.target_host,
+                     job.ssh_port, job.host_key_policy == HostKeyPolicy::strict ? "strict" : "accept-new",
+                     resolved_known_hosts(job));
+  const auto trust = syncoid_trust_for(job, resolved_identity_file(job), resolved_known_hosts(job));
+  for (const auto& pair : job.datasets) {
+    auto argv = build_syncoid_argv(job, pair, trust);
+    if (!argv) return argv.error();
+    out += fmt::format("  sync     {}\n", describe_command(*argv));
+  }
+  for (const auto& pair : job.datasets) {
+    out += fmt::format("  verify   newest snapshot of {} on {}:{} ({})\n", pair.source, job.target_host, pair.target,
+                       describe_command(snapshot_listing_argv(pair.source, pair.recursive ? Recursive::yes : Recursive::no)));
+  }
+  if (!job.shutdown_after) {
+    out += "  shutdown not requested (shutdown_after: false)\n";
+  } else {
+    out += fmt::format("  shutdown \"{}\" over SSH if hozo woke the box{} and no other job uses it\n",
+                       job.shutdown_command, job.shutdown_only_if_woken ? "" : " (or it was already up)");
+  }
+  return out;
+}
+
+}  // namespace hozo

@@ -1,0 +1,139 @@
+// The real JobSystems: Wake-on-LAN (direct or relay), banner probes, libssh, local processes.
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "hozo/job.hpp"
+#include "hozo/ssh.hpp"
+#include "hozo/util/strings.hpp"
+#include "hozo/wol.hpp"
+
+namespace hozo {
+
+namespace {
+
+constexpr Millis kPoweroffConfirmTimeout{60000};
+
+WaitOptions wait_options_for(const Job& job) {
+  WaitOptions w;
+  w.host = job.target_host;
+  w.port = job.ssh_port;
+  w.timeout = std::chrono::duration_cast<Millis>(job.ssh_timeout);
+  return w;
+}
+
+class RealSystems final : public JobSystems {
+ public:
+  explicit RealSystems(const std::atomic<bool>* cancel) : local_(cancel) {}
+
+  ProbeResult probe(const Job& job) override { return initial_probe(wait_options_for(job)); }
+
+  Result<int> wake(const Job& job) override {
+    auto mac = parse_mac(job.mac_address);
+    if (!mac) return mac.error();
+    if (job.wol_relay) return wake_via_relay(job, *mac);
+    WolOptions w;
+    w.mac = *mac;
+    if (!job.wol_password.empty()) {
+      auto pw = parse_secureon_password(job.wol_password.reveal());
+      if (!pw) return pw.error();
+      w.password = *pw;
+    }
+    w.broadcast = job.wol_broadcast;
+    w.port = job.wol_port;
+    w.interface_name = job.wol_interface;
+    w.repeat = job.wol_repeat;
+    return send_magic_packet(w);
+  }
+
+  Result<WaitOutcome> wait_up(const Job& job, const std::function<void()>& resend,
+                              const std::atomic<bool>* cancel) override {
+    return wait_until_up(wait_options_for(job), clock_, resend, cancel);
+  }
+
+  Result<std::unique_ptr<CommandRunner>> connect(const Job& job) override {
+    auto session = SshSession::connect(ssh_options_for(job));
+    if (!session) return session.error();
+    return std::unique_ptr<CommandRunner>(std::make_unique<SshCommandRunner>(std::move(*session)));
+  }
+
+  CommandRunner& local() override { return local_; }
+
+  Result<ProcessResult> run_syncoid(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                                    const LineCallback& on_stdout, const LineCallback& on_stderr,
+                                    const std::atomic<bool>* cancel) override {
+    ProcessOptions p;
+    p.argv = argv;
+    p.timeout = std::chrono::duration_cast<Millis>(timeout);
+    p.on_stdout_line = on_stdout;
+    p.on_stderr_line = on_stderr;
+    p.capture_stdout = Capture::no;
+    p.capture_stderr = Capture::no;
+    p.cancel = cancel;
+    return run_process(p);
+  }
+
+  Result<void> power_off(const Job& job) override {
+    auto session = SshSession::connect(ssh_options_for(job));
+    if (!session) return session.error();
+    spdlog::info("[{}] sending \"{}\" to {}", job.name, job.shutdown_command, job.target_host);
+    {
+      SshSession s = std::move(*session);
+      auto sent = s.exec_ignoring_disconnect(job.shutdown_command, Millis(30000));
+      if (!sent) return sent.error();
+      if (sent->outcome == SendOutcome::completed && sent->output.exit_status != 0) {
+        return make_error("\"{}\" exited with status {} on {}: {}", job.shutdown_command, sent->output.exit_status,
+                          job.target_host, printable(trim(sent->output.err)));
+      }
+      spdlog::debug("[{}] shutdown command: {}", job.name, sent->detail);
+    }
+    // Confirm: the SSH port must stop answering.
+    const auto deadline = clock_.steady_now() + kPoweroffConfirmTimeout;
+    WaitOptions w = wait_options_for(job);
+    while (clock_.steady_now() < deadline) {
+      const auto probe = probe_ssh(w.host, w.port, w.probe);
+      if (probe.state != ProbeState::up) {
+        spdlog::info("[{}] {}:{} stopped answering ({})", job.name, job.target_host, job.ssh_port, probe.describe());
+        return ok();
+      }
+      clock_.sleep_for(Millis(250));
+    }
+    return make_error("{}:{} still answers on SSH {} after \"{}\"", job.target_host, job.ssh_port,
+                      format_duration(kPoweroffConfirmTimeout), job.shutdown_command);
+  }
+
+  Clock& clock() override { return clock_; }
+
+ private:
+  Result<int> wake_via_relay(const Job& job, const MacAddress& mac) {
+    const auto& relay = *job.wol_relay;
+    auto argv = relay_wake_argv(relay, mac, job.wol_broadcast, job.wol_port);
+    if (!argv) return argv.error();
+    SshOptions opts = ssh_options_for(job);
+    opts.host = relay.host;
+    opts.port = relay.port;
+    opts.user = relay.user;
+    if (!relay.ssh_key.empty()) opts.identity_file = relay.ssh_key;
+    auto session = SshSession::connect(opts);
+    if (!session) return make_error(session.error().code, "WOL relay {}: {}", relay.host, session.error().message);
+    SshCommandRunner runner(std::move(*session));
+    auto out = runner.run(*argv, std::chrono::seconds(30));
+    if (!out) return make_error(out.error().code, "WOL relay {}: {}", relay.host, out.error().message);
+    if (out->exit_status != 0) {
+      return make_error("WOL relay {}: \"{}\" exited with status {}: {}", relay.host, shell_join(*argv),
+                        out->exit_status, printable(trim(out->err)));
+    }
+    return 1;
+  }
+
+  SystemClock clock_;
+  LocalCommandRunner local_;
+};
+
+}  // namespace
+
+std::unique_ptr<JobSystems> make_real_systems(const std::atomic<bool>* cancel) {
+  return std::make_unique<RealSystems>(cancel);
+}
+
+}  // namespace hozo

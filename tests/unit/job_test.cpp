@@ -1,0 +1,314 @@
+// Pipeline bookkeeping with fake systems: which stages run, what is recorded, who powers off.
+// The real systems are exercised in the lab (tests/lab/test_pipeline.sh).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+
+#include "hozo/job.hpp"
+#include "hozo/lock.hpp"
+
+using namespace hozo;
+
+namespace {
+
+struct TempDir {
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hozo-job-test.XXXXXX").string();
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+
+/// zfs/zpool answers for one source dataset "tank/data" replicated to "backup/data".
+class FakeZfs {
+ public:
+  std::uint64_t source_guid = 111;
+  std::uint64_t target_guid = 111;
+  bool target_imported = true;
+  std::string health = "ONLINE";
+
+  Result<CommandOutput> answer(const std::vector<std::string>& argv) {
+    const std::string cmd = argv.empty() ? "" : argv[0] + (argv.size() > 1 ? " " + argv[1] : "");
+    if (cmd == "zpool list") {
+      if (!target_imported) return CommandOutput{1, "", "cannot open 'backup': no such pool\n"};
+      const std::string pool = argv.back();
+      if (argv[4] == "name") return CommandOutput{0, pool + "\n", ""};
+      return CommandOutput{0, pool + "\t" + health + "\n", ""};
+    }
+    if (cmd == "zpool import") {
+      target_imported = true;
+      return CommandOutput{0, "", ""};
+    }
+    if (cmd == "zfs get") {
+      const std::string ds = argv.back();
+      const auto guid = ds.starts_with("tank") ? source_guid : target_guid;
+      std::string out = ds + "\tguid\t42\n" + ds + "\tcreatetxg\t1\n";
+      out += ds + "@s1\tguid\t" + std::to_string(guid) + "\n" + ds + "@s1\tcreatetxg\t5\n";
+      return CommandOutput{0, out, ""};
+    }
+    return make_error("unexpected command {}", argv[0]);
+  }
+};
+
+class FakeSystems final : public JobSystems {
+ public:
+  bool up_before = false;
+  bool wakes_up = true;
+  std::deque<int> syncoid_exits{0};
+  std::string syncoid_stderr;
+  const std::atomic<bool>* set_cancel_during_sync = nullptr;
+  std::atomic<bool>* cancel_flag = nullptr;
+  int wakes = 0;
+  int power_offs = 0;
+  int syncoid_runs = 0;
+  FakeZfs zfs;
+  FakeCommandRunner local_runner;
+
+  FakeSystems() {
+    local_runner.fallback([this](const std::vector<std::string>& argv) { return zfs.answer(argv); });
+  }
+
+  ProbeResult probe(const Job&) override {
+    ProbeResult p;
+    p.state = up_before ? ProbeState::up : ProbeState::refused;
+    p.banner = up_before ? "SSH-2.0-Fake" : "";
+    return p;
+  }
+  Result<int> wake(const Job&) override {
+    ++wakes;
+    return 3;
+  }
+  Result<WaitOutcome> wait_up(const Job& job, const std::function<void()>& resend, const std::atomic<bool>*) override {
+    if (!wakes_up) {
+      resend();
+      return make_error(ExitCode::unavailable, "host {}:22 did not answer with an SSH banner within 1s",
+                        job.target_host);
+    }
+    WaitOutcome w;
+    w.probes = 2;
+    return w;
+  }
+  Result<std::unique_ptr<CommandRunner>> connect(const Job&) override {
+    auto remote = std::make_unique<FakeCommandRunner>();
+    remote->fallback([this](const std::vector<std::string>& argv) { return zfs.answer(argv); });
+    return std::unique_ptr<CommandRunner>(std::move(remote));
+  }
+  CommandRunner& local() override { return local_runner; }
+  Result<ProcessResult> run_syncoid(const std::vector<std::string>& argv, std::chrono::seconds, const LineCallback& out,
+                                    const LineCallback& err, const std::atomic<bool>*) override {
+    ++syncoid_runs;
+    EXPECT_EQ(argv.back(), "root@192.0.2.10:backup/data");
+    out("Sending incremental tank/data@s0 ... s1");
+    if (!syncoid_stderr.empty()) err(syncoid_stderr);
+    ProcessResult r;
+    if (cancel_flag != nullptr) {
+      cancel_flag->store(true);
+      r.cancelled = true;
+      r.term_signal = 15;
+      return r;
+    }
+    r.exit_code = syncoid_exits.empty() ? 0 : syncoid_exits.front();
+    if (!syncoid_exits.empty()) syncoid_exits.pop_front();
+    return r;
+  }
+  Result<void> power_off(const Job&) override {
+    ++power_offs;
+    return ok();
+  }
+  Clock& clock() override { return clock_; }
+
+ private:
+  SystemClock clock_;
+};
+
+Job test_job() {
+  Job job;
+  job.name = "data";
+  job.datasets = {DatasetPair{"tank/data", "backup/data", false}};
+  job.target_host = "192.0.2.10";
+  job.mac_address = "00:11:22:33:44:55";
+  job.ssh_key = "/nonexistent/id_ed25519";
+  job.known_hosts = "/nonexistent/known_hosts";
+  job.syncoid.path = "sh";  // preflight only checks that the program exists
+  job.retry_delay = std::chrono::seconds(0);
+  job.retries = 2;
+  return job;
+}
+
+struct Fixture : ::testing::Test {
+  TempDir dir;
+  StateStore store = StateStore::open(dir.path / "state.json").value();
+  FakeSystems systems;
+  std::atomic<bool> cancel{false};
+  RunOptions options;
+  Job job = test_job();
+
+  Fixture() { options.cancel = &cancel; }
+
+  RunRecord run() {
+    auto r = run_job(job, store, systems, options);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? *r : RunRecord{};
+  }
+  static std::vector<std::string> stage_names(const RunRecord& r) {
+    std::vector<std::string> names;
+    for (const auto& s : r.stages) names.push_back(s.name);
+    return names;
+  }
+};
+
+}  // namespace
+
+using Pipeline = Fixture;
+
+TEST_F(Pipeline, BoxOffFullRunWakesSyncsVerifiesAndPowersOff) {
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(r.woke_host);
+  EXPECT_FALSE(r.was_up_before);
+  EXPECT_EQ(r.attempts, 1);
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::done);
+  EXPECT_EQ(systems.power_offs, 1);
+  EXPECT_EQ(stage_names(r), (std::vector<std::string>{"preflight", "lock", "wake", "wait", "connect", "pool", "sync",
+                                                       "verify", "shutdown"}));
+  ASSERT_EQ(r.datasets.size(), 1u);
+  EXPECT_TRUE(r.datasets[0].guid_match);
+  EXPECT_EQ(r.datasets[0].newest_source_snapshot, "tank/data@s1");
+  // Recorded in the state file, with the woken marker cleared after the power-off.
+  const auto stored = store.job("data").value();
+  ASSERT_NE(stored.last(), nullptr);
+  EXPECT_EQ(stored.last()->outcome, RunOutcome::success);
+  auto lease = HostLease::acquire(store.dir(), job.target_host, HostSharing::concurrent, Millis(1000)).value();
+  EXPECT_FALSE(lease.woken_by_hozo().value());
+  EXPECT_TRUE(std::filesystem::exists(r.log_file));
+}
+
+TEST_F(Pipeline, BoxAlreadyUpIsLeftOn) {
+  systems.up_before = true;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_TRUE(r.was_up_before);
+  EXPECT_FALSE(r.woke_host);
+  EXPECT_EQ(systems.wakes, 0);
+  EXPECT_EQ(systems.power_offs, 0);
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::skipped_not_woken);
+}
+
+TEST_F(Pipeline, AlreadyUpButShutdownOnlyIfWokenOffPowersOff) {
+  systems.up_before = true;
+  job.shutdown_only_if_woken = false;
+  const auto r = run();
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::done);
+  EXPECT_EQ(systems.power_offs, 1);
+}
+
+TEST_F(Pipeline, BoxNeverWakesExits69AtWait) {
+  systems.wakes_up = false;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::failed);
+  EXPECT_EQ(r.exit_code, 69);
+  EXPECT_EQ(r.failed_stage, "wait");
+  EXPECT_EQ(systems.power_offs, 0);
+  EXPECT_EQ(systems.syncoid_runs, 0);
+  EXPECT_GE(systems.wakes, 2);  // first packet + a resend
+}
+
+TEST_F(Pipeline, TransientSyncoidFailureIsRetried) {
+  systems.syncoid_exits = {1, 0};
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_EQ(r.attempts, 2);
+}
+
+TEST_F(Pipeline, CriticalSyncoidFailureStopsButStillPowersOff) {
+  systems.syncoid_exits = {2, 0};
+  systems.syncoid_stderr = "CRITICAL ERROR: ... cannot receive: permission denied";
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::failed);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.failed_stage, "sync");
+  EXPECT_EQ(r.attempts, 1);
+  EXPECT_NE(r.error.find("permission denied"), std::string::npos);
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::done);
+  EXPECT_EQ(systems.power_offs, 1);
+}
+
+TEST_F(Pipeline, RetriesAreBounded) {
+  systems.syncoid_exits = {1, 1, 1, 1, 1};
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::failed);
+  EXPECT_EQ(r.attempts, 3);  // retries: 2
+}
+
+TEST_F(Pipeline, GuidMismatchFailsVerify) {
+  systems.zfs.target_guid = 999;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::failed);
+  EXPECT_EQ(r.failed_stage, "verify");
+  ASSERT_EQ(r.datasets.size(), 1u);
+  EXPECT_FALSE(r.datasets[0].guid_match);
+  EXPECT_EQ(systems.power_offs, 1);
+}
+
+TEST_F(Pipeline, ExportedTargetPoolIsImported) {
+  systems.zfs.target_imported = false;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_TRUE(systems.zfs.target_imported);
+}
+
+TEST_F(Pipeline, FaultedPoolIsRefused) {
+  systems.zfs.health = "FAULTED";
+  const auto r = run();
+  EXPECT_EQ(r.failed_stage, "pool");
+  EXPECT_EQ(systems.syncoid_runs, 0);
+}
+
+TEST_F(Pipeline, SignalDuringSyncRecordsInterruptedAndPowersOff) {
+  systems.cancel_flag = &cancel;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::interrupted);
+  EXPECT_EQ(r.exit_code, 130);
+  EXPECT_EQ(r.failed_stage, "sync");
+  EXPECT_EQ(systems.power_offs, 1);
+}
+
+TEST_F(Pipeline, MissingSyncoidIsUnavailableBeforeWaking) {
+  job.syncoid.path = "hozo-no-such-syncoid";
+  const auto r = run();
+  EXPECT_EQ(r.exit_code, 69);
+  EXPECT_EQ(r.failed_stage, "preflight");
+  EXPECT_EQ(systems.wakes, 0);
+}
+
+TEST_F(Pipeline, SecondJobOnTheSameHostDoesNotPowerOffWhileFirstHoldsIt) {
+  auto other = HostLease::acquire(store.dir(), job.target_host, HostSharing::concurrent, Millis(1000)).value();
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::skipped_in_use);
+  EXPECT_EQ(systems.power_offs, 0);
+  // The other job, finishing last, sees the marker and would power off.
+  EXPECT_TRUE(other.try_become_last().value());
+  EXPECT_TRUE(other.woken_by_hozo().value());
+}
+
+TEST_F(Pipeline, HostLockedExclusivelyTimesOutWith75) {
+  auto holder = HostLease::acquire(store.dir(), job.target_host, HostSharing::wait, Millis(1000)).value();
+  job.host_lock_timeout = std::chrono::seconds(1);
+  const auto r = run();
+  EXPECT_EQ(r.exit_code, 75);
+  EXPECT_EQ(r.failed_stage, "lock");
+  EXPECT_EQ(systems.wakes, 0);
+}
+
+TEST(Plan, DryRunShowsExactCommandsAndTouchesNothing) {
+  const auto plan = describe_plan(test_job());
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_NE(plan->find("--sshoption=StrictHostKeyChecking=yes"), std::string::npos);
+  EXPECT_NE(plan->find("tank/data root@192.0.2.10:backup/data"), std::string::npos);
+}
