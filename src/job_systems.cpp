@@ -13,6 +13,7 @@ namespace hozo {
 namespace {
 
 constexpr Millis kPoweroffConfirmTimeout{60000};
+constexpr Millis kPoweroffConnectTimeout{60000};
 
 WaitOptions wait_options_for(const Job& job) {
   WaitOptions w;
@@ -74,7 +75,15 @@ class RealSystems final : public JobSystems {
   }
 
   Result<void> power_off(const Job& job) override {
+    // The link may just have come back (or the box be busy): keep trying to log in for a while.
+    const auto connect_deadline = clock_.steady_now() + kPoweroffConnectTimeout;
     auto session = SshSession::connect(ssh_options_for(job));
+    while (!session && session.error().code == ExitCode::unavailable && clock_.steady_now() < connect_deadline) {
+      spdlog::warn("[{}] cannot reach {} to power it off ({}); retrying", job.name, job.target_host,
+                   session.error().message);
+      clock_.sleep_for(Millis(2000));
+      session = SshSession::connect(ssh_options_for(job));
+    }
     if (!session) return session.error();
     spdlog::info("[{}] sending \"{}\" to {}", job.name, job.shutdown_command, job.target_host);
     {

@@ -262,6 +262,9 @@ SyncoidSshTrust syncoid_trust_for(const Job& job, std::string key_path, std::str
   trust.port = job.ssh_port;
   trust.host_key_policy = job.host_key_policy;
   trust.connect_timeout = job.ssh_connect_timeout;
+  // A dead link is noticed after ServerAliveInterval x ServerAliveCountMax: at most 1 minute,
+  // sooner when the job asks for short SSH timeouts.
+  trust.server_alive_interval = std::min(trust.server_alive_interval, std::max(job.ssh_connect_timeout, std::chrono::seconds(1)));
   return trust;
 }
 

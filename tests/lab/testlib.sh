@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Helpers for hozo's end-to-end lab tests (sourced after lab.sh): run the real hozo binary in the
+# orchestrator namespace, write lab configs, assert on state, events and exit codes.
+# Every test: source lab.sh + testlib.sh; lab_require; trap lab_down EXIT; lab_up; ...
+
+HOZO_BIN=${HOZO_BIN:-$LAB_SRC_DIR/../../build/hozo}
+T_FAILS=0
+T_PASSES=0
+
+t_log() { printf '== %s\n' "$*" >&2; }
+t_pass() { T_PASSES=$((T_PASSES + 1)); printf 'ok   %s\n' "$*"; }
+t_fail() { T_FAILS=$((T_FAILS + 1)); printf 'FAIL %s\n' "$*"; }
+t_check() { # DESCRIPTION COMMAND...
+  local what=$1
+  shift
+  if "$@"; then t_pass "$what"; else t_fail "$what"; fi
+}
+t_eq() { # DESCRIPTION EXPECTED ACTUAL
+  if [[ "$2" == "$3" ]]; then t_pass "$1 ($3)"; else t_fail "$1: expected '$2', got '$3'"; fi
+}
+# Prints the closing line CTest and CI read, and exits non-zero when anything failed.
+t_done() {
+  echo "$T_PASSES passed, $T_FAILS failed"
+  ((T_FAILS == 0))
+}
+
+# Runs hozo inside the orchestrator namespace with the lab's PATH (zfs compat wrapper first) and the
+# test's config/state. Sets HOZO_RC; stdout to $T_OUT, stderr to $T_ERR.
+T_CONFIG=
+T_STATE=
+hozo_run() {
+  T_OUT=$LAB_DIR/hozo.out
+  T_ERR=$LAB_DIR/hozo.err
+  HOZO_RC=0
+  ip netns exec "$LAB_NS_ORCH" env PATH="$LAB_ORCH_PATH" HOME="$LAB_DIR/home" \
+    "$HOZO_BIN" -c "$T_CONFIG" --state "$T_STATE" "$@" >"$T_OUT" 2>"$T_ERR" </dev/null || HOZO_RC=$?
+  sed 's/^/    hozo: /' "$T_ERR" >&2
+  return 0
+}
+
+# Writes a config with one job NAME replicating the lab's source pool to the box. Extra job lines
+# ("key: value") are appended; a key given there replaces the default line for that key.
+write_config() { # NAME [JOB YAML LINES...]
+  local name=$1
+  shift
+  mkdir -p "$LAB_DIR/home"
+  T_CONFIG=$LAB_DIR/hozo.yaml
+  T_STATE=$LAB_DIR/state/state.json
+  local -a defaults=(
+    "source: $LAB_SRC_POOL/data"
+    "target_host: $LAB_BOX_IP"
+    "target_dataset: $LAB_TGT_ROOT/data"
+    "mac_address: \"$LAB_BOX_MAC\""
+    "ssh_key: $LAB_SSH_KEY"
+    "known_hosts: $LAB_KNOWN_HOSTS"
+    "ssh_timeout: 30"
+    "retry_delay: 1"
+  )
+  local line
+  local -A given=()
+  for line in "$@"; do
+    [[ $line == " "* ]] || given[${line%%:*}]=1
+  done
+  {
+    echo "jobs:"
+    echo "  - name: $name"
+    for line in "${defaults[@]}"; do
+      [[ -n ${given[${line%%:*}]:-} ]] || echo "    $line"
+    done
+    for line in "$@"; do echo "    $line"; done
+  } >"$T_CONFIG"
+}
+
+# jq-free JSON access: json_get FILE PYTHON_EXPR (the parsed document is `d`).
+json_get() { "$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+# The last run of JOB in the state file: state_get JOB EXPR (the run is `r`).
+state_get() {
+  "$LAB_PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["runs"][-1]; print(eval(sys.argv[3]))' \
+    "$T_STATE" "$1" "$2"
+}
