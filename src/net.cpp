@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "hozo/util/fd.hpp"
 #include "hozo/util/strings.hpp"
 
 namespace hozo {
@@ -38,31 +39,6 @@ struct Address {
   int family = AF_UNSPEC;
 };
 
-/// Owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  void reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  [[nodiscard]] int get() const noexcept { return fd_; }
-
- private:
-  int fd_ = -1;
-};
 
 int remaining_ms(SteadyTime deadline) {
   const auto left = std::chrono::ceil<Millis>(deadline - SteadyClock::now()).count();

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "hozo/util/fd.hpp"
 #include "hozo/util/strings.hpp"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
@@ -31,32 +32,6 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr int kReadsPerWakeup = 16;            // bound one stream's turn so the other is not starved
 constexpr std::size_t kMaxLine = 64 * 1024;    // longer lines are delivered in pieces
 
-/// Owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  void reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  [[nodiscard]] bool open() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 /// Splits a byte stream into lines at '\n', '\r' and "\r\n".
 class LineSplitter {

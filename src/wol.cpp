@@ -1,5 +1,7 @@
 #include "hozo/wol.hpp"
 
+#include "hozo/util/fd.hpp"
+
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -44,20 +46,6 @@ std::optional<std::array<std::uint8_t, 6>> parse_six_octets(std::string_view tex
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-/// Closes a socket when leaving scope.
-class SocketGuard {
- public:
-  explicit SocketGuard(int fd) noexcept : fd_(fd) {}
-  SocketGuard(const SocketGuard&) = delete;
-  SocketGuard& operator=(const SocketGuard&) = delete;
-  ~SocketGuard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
 
 Result<in_addr> resolve_ipv4(const std::string& host) {
   in_addr addr{};
@@ -123,7 +111,7 @@ Result<int> send_magic_packet(const WolOptions& options) {
                                  ? fmt::format("{}:{}", addr_text, options.port)
                                  : fmt::format("{} ({}):{}", printable(options.broadcast), addr_text, options.port);
 
-  SocketGuard sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (sock.get() < 0) {
     return make_error("wake-on-LAN: cannot create UDP socket: {}", errno_text(errno));
   }

@@ -9,19 +9,12 @@
 
 #include "hozo/job.hpp"
 #include "hozo/lock.hpp"
+#include "test_support.hpp"
 
 using namespace hozo;
 
 namespace {
 
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hozo-job-test.XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::filesystem::path path;
-};
 
 /// zfs/zpool answers for one source dataset "tank/data" replicated to "backup/data".
 class FakeZfs {
@@ -140,8 +133,8 @@ Job test_job() {
 }
 
 struct Fixture : ::testing::Test {
-  TempDir dir;
-  StateStore store = StateStore::open(dir.path / "state.json").value();
+  test::TempDir dir{"hozo-job-test"};
+  StateStore store = StateStore::open(dir.path() / "state.json").value();
   FakeSystems systems;
   std::atomic<bool> cancel{false};
   RunOptions options;

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "test_support.hpp"
 #include <libssh/libssh.h>
 
 #include <chrono>
@@ -50,24 +52,7 @@ void write_text(const fs::path& path, const std::string& text) {
   out << text;
 }
 
-/// A temporary directory removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "hozo-ssh-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = hozo::test::TempDir;
 
 /// Sets an environment variable for the scope of the object.
 class ScopedEnv {

@@ -61,7 +61,8 @@ TEST(SyncoidArgv, MinimalJob) {
       "--sshoption=BatchMode=yes",
       "--sshoption=IdentitiesOnly=yes",
       "--sshoption=ConnectTimeout=7",
-      "--sshoption=ServerAliveInterval=15",
+      // ServerAliveInterval follows a short ssh_connect_timeout (at most 15 s): a cut link is noticed in 4x that.
+      "--sshoption=ServerAliveInterval=7",
       "--sshoption=ServerAliveCountMax=4",
       "tank/data",
       "root@backup-box.lan:backup/data"};
