@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
 #include "hozo/config.hpp"
@@ -249,6 +250,10 @@ int cmd_jobs_run(const Globals& g, std::vector<std::string> names, bool all, boo
   auto systems = make_real_systems(&g_cancel);
   TtyReporter tty;
   const bool on_tty = ::isatty(STDOUT_FILENO) == 1 && !g.json;
+  if (on_tty && g.verbose == 0) {
+    // The stage lines show progress; the console log keeps warnings and errors (the run log has all).
+    for (auto& sink : spdlog::default_logger()->sinks()) sink->set_level(spdlog::level::warn);
+  }
   RunOptions options;
   options.cancel = &g_cancel;
   options.reporter = on_tty ? &tty : nullptr;

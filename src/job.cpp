@@ -51,9 +51,9 @@ class RunLogSink {
       spdlog::default_logger()->sinks().push_back(sink_);
       if (spdlog::default_logger()->level() > spdlog::level::debug) {
         previous_level_ = spdlog::default_logger()->level();
-        // The console sink keeps its own threshold; the file gets debug lines too.
+        // The console sinks keep (at least) their old threshold; the file gets debug lines too.
         for (auto& s : spdlog::default_logger()->sinks()) {
-          if (s != sink_) s->set_level(*previous_level_);
+          if (s != sink_ && s->level() < *previous_level_) s->set_level(*previous_level_);
         }
         spdlog::default_logger()->set_level(spdlog::level::debug);
       }
@@ -88,7 +88,7 @@ class Pipeline {
   Result<void> stage(std::string_view name, Fn&& body);
   void save();
   void fail(std::string_view stage, const Error& error);
-  Result<void> preflight();
+  Result<void> preflight(StageTiming& timing);
   Result<void> wake_and_wait();
   Result<void> connect();
   Result<void> pools();
@@ -158,7 +158,7 @@ bool Pipeline::sleep_cancellable(std::chrono::seconds d) {
   return !cancelled(opt_.cancel);
 }
 
-Result<void> Pipeline::preflight() {
+Result<void> Pipeline::preflight(StageTiming& timing) {
   const auto syncoid = find_in_path(job_.syncoid.path);
   if (!syncoid) {
     return make_error(ExitCode::unavailable, "syncoid not found (looked for \"{}\" in PATH); install the sanoid package",
@@ -168,6 +168,7 @@ Result<void> Pipeline::preflight() {
     if (auto r = validate_dataset_name(pair.source); !r) return r.error();
     if (auto r = validate_dataset_name(pair.target); !r) return r.error();
   }
+  timing.message = fmt::format("syncoid at {}, {} dataset pair(s)", syncoid->string(), job_.datasets.size());
   return ok();
 }
 
@@ -400,7 +401,7 @@ RunRecord Pipeline::run() {
   RunLogSink log_sink(rec_.log_file);
   spdlog::info("[{}] run {} started (pid {})", job_.name, rec_.run_id, rec_.pid);
   const auto steps = [&]() -> Result<void> {
-    if (auto r = stage("preflight", [&](StageTiming&) { return preflight(); }); !r) return r;
+    if (auto r = stage("preflight", [&](StageTiming& t) { return preflight(t); }); !r) return r;
     if (auto r = stage("lock", [&](StageTiming& t) -> Result<void> {
           auto lease = HostLease::acquire(state_.dir(), job_.target_host, job_.host_sharing,
                                           std::chrono::duration_cast<Millis>(job_.host_lock_timeout));
