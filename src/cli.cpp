@@ -18,6 +18,7 @@
 #include "hozo/lock.hpp"
 #include "hozo/log.hpp"
 #include "hozo/net.hpp"
+#include "hozo/notify.hpp"
 #include "hozo/schedule.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/state.hpp"
@@ -473,6 +474,39 @@ int cmd_shutdown(const Globals& g, const std::string& name, bool force) {
   return 0;
 }
 
+// ---------------------------------------------------------------- notify test
+
+int cmd_notify_test(const Globals& g, const std::string& name) {
+  const auto config = load(g);
+  std::vector<const Job*> jobs;
+  if (name.empty()) {
+    for (const auto& job : config.jobs) jobs.push_back(&job);
+  } else {
+    jobs.push_back(&find_job(config, name));
+  }
+  std::size_t sent = 0;
+  std::size_t failed = 0;
+  nlohmann::json out = nlohmann::json::array();
+  for (const Job* job : jobs) {
+    if (configured_channels(job->notifications).empty()) {
+      if (!g.json) fmt::print("{}: no notification channels configured\n", job->name);
+      continue;
+    }
+    for (const auto& r : notify_test(*job)) {
+      ++sent;
+      if (!r.ok) ++failed;
+      if (g.json) {
+        out.push_back({{"job", job->name}, {"channel", r.channel}, {"ok", r.ok}, {"message", r.message}});
+      } else {
+        fmt::print("{} {}: {} {}\n", job->name, r.channel, r.ok ? "ok" : "FAILED", r.message);
+      }
+    }
+  }
+  if (g.json) print_json(out);
+  if (sent == 0) leave(make_error("no notification channel is configured; nothing was sent"));
+  return failed == 0 ? 0 : to_int(ExitCode::failure);
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -561,6 +595,14 @@ int run_cli(int argc, char** argv) {
   shutdown->add_option("NAME", shutdown_name, "job name")->required();
   shutdown->add_flag("--force", shutdown_force, "power off even while another job uses the box");
   shutdown->callback([&] { action = [&] { return cmd_shutdown(g, shutdown_name, shutdown_force); }; });
+
+  std::string notify_name;
+  auto* notify_cmd = app.add_subcommand("notify", "notification channels");
+  notify_cmd->require_subcommand(1);
+  auto* notify_test_cmd =
+      notify_cmd->add_subcommand("test", "send a test message through every channel of a job (or of all jobs)");
+  notify_test_cmd->add_option("NAME", notify_name, "job name (default: every job)");
+  notify_test_cmd->callback([&] { action = [&] { return cmd_notify_test(g, notify_name); }; });
 
   try {
     app.parse(argc, argv);

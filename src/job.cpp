@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hozo/lock.hpp"
+#include "hozo/notify.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/syncoid.hpp"
 #include "hozo/util/fs.hpp"
@@ -96,6 +97,7 @@ class Pipeline {
   Result<void> sync_pair(const DatasetPair& pair);
   Result<void> verify();
   void shutdown();
+  void notify();
   bool sleep_cancellable(std::chrono::seconds d);
 
   const Job& job_;
@@ -106,6 +108,7 @@ class Pipeline {
   std::optional<HostLease> lease_;
   std::unique_ptr<CommandRunner> remote_;
   bool box_up_ = false;  ///< the box answered on SSH during this run
+  std::chrono::steady_clock::time_point started_{};
 };
 
 template <typename Fn>
@@ -397,9 +400,49 @@ void Pipeline::shutdown() {
   if (opt_.reporter != nullptr) opt_.reporter->stage_finished(job_.name, timing);
 }
 
+// Notifications run last (after shutdown, so they can say whether the box is off), for every outcome.
+// A channel that fails is recorded and logged; it never changes the run's outcome or exit code.
+void Pipeline::notify() {
+  if (configured_channels(job_.notifications).empty()) return;
+  StageTiming timing;
+  timing.name = "notify";
+  timing.started = iso8601_utc(sys_.clock().now());
+  const auto t0 = sys_.clock().steady_now();
+  if (opt_.reporter != nullptr) opt_.reporter->stage_started(job_.name, "notify");
+  RunRecord snapshot = rec_;
+  snapshot.duration_seconds = std::chrono::duration<double>(t0 - started_).count();
+  const auto results = sys_.notify(job_, snapshot);
+  std::vector<std::string> parts;
+  bool all_ok = true;
+  for (const auto& n : results) {
+    all_ok = all_ok && n.ok;
+    parts.push_back(n.ok ? fmt::format("{} ok", n.channel) : fmt::format("{} FAILED: {}", n.channel, n.message));
+  }
+  rec_.notifications.insert(rec_.notifications.end(), results.begin(), results.end());
+  timing.seconds = std::chrono::duration<double>(sys_.clock().steady_now() - t0).count();
+  timing.ok = all_ok;
+  timing.message = parts.empty() ? fmt::format("nothing to send ({} is not in notify_on)", to_string(rec_.outcome))
+                                 : join(parts, "; ");
+  rec_.stages.push_back(timing);
+  if (all_ok) {
+    spdlog::info("[{}] notify: {}", job_.name, timing.message);
+  } else {
+    spdlog::warn("[{}] notify: {}", job_.name, timing.message);
+  }
+  save();
+  if (opt_.reporter != nullptr) opt_.reporter->stage_finished(job_.name, timing);
+}
+
 RunRecord Pipeline::run() {
   RunLogSink log_sink(rec_.log_file);
+  started_ = sys_.clock().steady_now();
   spdlog::info("[{}] run {} started (pid {})", job_.name, rec_.run_id, rec_.pid);
+  // The healthchecks /start ping; a failure is recorded, never fatal.
+  for (auto& n : sys_.notify_start(job_)) {
+    if (n.ok) continue;
+    n.message = "start ping: " + n.message;
+    rec_.notifications.push_back(std::move(n));
+  }
   const auto steps = [&]() -> Result<void> {
     if (auto r = stage("preflight", [&](StageTiming& t) { return preflight(t); }); !r) return r;
     if (auto r = stage("lock", [&](StageTiming& t) -> Result<void> {
@@ -432,6 +475,7 @@ RunRecord Pipeline::run() {
   } else {
     rec_.outcome = RunOutcome::failed;
   }
+  notify();
   return rec_;
 }
 
@@ -504,6 +548,11 @@ Result<std::string> describe_plan(const Job& job) {
   } else {
     out += fmt::format("  shutdown \"{}\" over SSH if hozo woke the box{} and no other job uses it\n",
                        job.shutdown_command, job.shutdown_only_if_woken ? "" : " (or it was already up)");
+  }
+  if (const auto channels = configured_channels(job.notifications); !channels.empty()) {
+    std::vector<std::string> on;
+    for (const auto n : job.notifications.notify_on) on.emplace_back(n == NotifyOn::success ? "success" : "failure");
+    out += fmt::format("  notify   {} (notify_on: {})\n", join(channels, ", "), join(on, ", "));
   }
   return out;
 }

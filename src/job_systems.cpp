@@ -1,9 +1,11 @@
-// The real JobSystems: Wake-on-LAN (direct or relay), banner probes, libssh, local processes.
+// The real JobSystems: Wake-on-LAN (direct or relay), banner probes, libssh, local processes,
+// notifications over libcurl.
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "hozo/job.hpp"
+#include "hozo/notify.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/wol.hpp"
@@ -110,6 +112,12 @@ class RealSystems final : public JobSystems {
     return make_error("{}:{} still answers on SSH {} after \"{}\"", job.target_host, job.ssh_port,
                       format_duration(kPoweroffConfirmTimeout), job.shutdown_command);
   }
+
+  std::vector<NotificationResult> notify(const Job& job, const RunRecord& record) override {
+    return notify_run(job, record);
+  }
+
+  std::vector<NotificationResult> notify_start(const Job& job) override { return ::hozo::notify_start(job); }
 
   Clock& clock() override { return clock_; }
 

@@ -46,6 +46,11 @@ class JobSystems {
   /// Sends job.shutdown_command (a dropped connection counts as sent) and waits until the SSH
   /// port stops answering. Error when the command failed or the box stayed up.
   virtual Result<void> power_off(const Job& job) = 0;
+  /// Sends the run's notifications (channels selected by notify_on; see hozo/notify.hpp). Never
+  /// fails the run: every channel's delivery comes back as a result.
+  virtual std::vector<NotificationResult> notify(const Job& job, const RunRecord& record) = 0;
+  /// The healthchecks /start ping at run start; empty when none is configured.
+  virtual std::vector<NotificationResult> notify_start(const Job& job) = 0;
   /// Time source (fake in tests).
   virtual Clock& clock() = 0;
 };

@@ -112,7 +112,22 @@ class FakeSystems final : public JobSystems {
     ++power_offs;
     return ok();
   }
+  std::vector<NotificationResult> notify(const Job&, const RunRecord& record) override {
+    ++notifies;
+    notified = record;
+    return notify_results;
+  }
+  std::vector<NotificationResult> notify_start(const Job&) override {
+    ++notify_starts;
+    return notify_start_results;
+  }
   Clock& clock() override { return clock_; }
+
+  int notifies = 0;
+  int notify_starts = 0;
+  RunRecord notified;  ///< what the notifier was given
+  std::vector<NotificationResult> notify_results;
+  std::vector<NotificationResult> notify_start_results;
 
  private:
   SystemClock clock_;
@@ -297,6 +312,76 @@ TEST_F(Pipeline, HostLockedExclusivelyTimesOutWith75) {
   EXPECT_EQ(r.exit_code, 75);
   EXPECT_EQ(r.failed_stage, "lock");
   EXPECT_EQ(systems.wakes, 0);
+}
+
+TEST_F(Pipeline, WithoutChannelsThereIsNoNotifyStage) {
+  const auto r = run();
+  EXPECT_EQ(systems.notifies, 0);
+  EXPECT_TRUE(r.notifications.empty());
+  EXPECT_EQ(stage_names(r).back(), "shutdown");
+}
+
+TEST_F(Pipeline, NotifyStageRunsAfterShutdownAndRecordsResults) {
+  job.notifications.webhook_url = "http://192.0.2.99/hook";
+  systems.notify_results = {NotificationResult{"webhook", true, "sent to 192.0.2.99 (HTTP 200)", {}}};
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_EQ(systems.notifies, 1);
+  EXPECT_EQ(systems.notify_starts, 1);
+  const auto names = stage_names(r);
+  ASSERT_GE(names.size(), 2u);
+  EXPECT_EQ(names[names.size() - 2], "shutdown");
+  EXPECT_EQ(names.back(), "notify");
+  EXPECT_TRUE(r.stages.back().ok);
+  // The notifier saw the final outcome and the power-off.
+  EXPECT_EQ(systems.notified.outcome, RunOutcome::success);
+  EXPECT_EQ(systems.notified.shutdown.outcome, ShutdownOutcome::done);
+  EXPECT_GE(systems.notified.duration_seconds, 0.0);
+  ASSERT_EQ(r.notifications.size(), 1u);
+  EXPECT_EQ(r.notifications[0].channel, "webhook");
+  // ... and it is in the state file.
+  const auto stored = store.job("data").value();
+  ASSERT_NE(stored.last(), nullptr);
+  ASSERT_EQ(stored.last()->notifications.size(), 1u);
+  EXPECT_TRUE(stored.last()->notifications[0].ok);
+}
+
+TEST_F(Pipeline, FailingNotifierDoesNotChangeTheOutcome) {
+  job.notifications.ntfy_topic = "backups";
+  systems.notify_results = {NotificationResult{"ntfy", false, "ntfy.example answered HTTP 500", {}}};
+  systems.notify_start_results = {NotificationResult{"healthchecks", false, "hc.example: refused", {}}};
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(r.failed_stage.empty());
+  EXPECT_EQ(r.stages.back().name, "notify");
+  EXPECT_FALSE(r.stages.back().ok);
+  ASSERT_EQ(r.notifications.size(), 2u);
+  EXPECT_EQ(r.notifications[0].message, "start ping: hc.example: refused");
+  EXPECT_FALSE(r.notifications[1].ok);
+}
+
+TEST_F(Pipeline, FailedRunIsNotifiedWithItsStage) {
+  job.notifications.ntfy_topic = "backups";
+  systems.zfs.target_guid = 999;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::failed);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(systems.notifies, 1);
+  EXPECT_EQ(systems.notified.outcome, RunOutcome::failed);
+  EXPECT_EQ(systems.notified.failed_stage, "verify");
+  EXPECT_EQ(stage_names(r).back(), "notify");
+}
+
+TEST_F(Pipeline, InterruptedRunIsNotifiedToo) {
+  job.notifications.ntfy_topic = "backups";
+  systems.cancel_flag = &cancel;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::interrupted);
+  EXPECT_EQ(r.exit_code, 130);
+  EXPECT_EQ(systems.notifies, 1);
+  EXPECT_EQ(systems.notified.outcome, RunOutcome::interrupted);
+  EXPECT_EQ(systems.notified.shutdown.outcome, ShutdownOutcome::done);
 }
 
 TEST(Plan, DryRunShowsExactCommandsAndTouchesNothing) {
