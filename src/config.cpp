@@ -1258,7 +1258,8 @@ settings:
       to_addr: admin@example.com     # one address or a list
       use_tls: true                  # STARTTLS (smtps on port 465)
 
-# Schedules (used by `hozo schedule install`; "" or no schedule: manual runs only):
+# Schedules (shown as the next run by `hozo jobs list`; "" or no schedule: manual runs only;
+# put the equivalent OnCalendar= in a hozo@NAME.timer or the cron form in a crontab):
 #   "daily 03:00", "weekly Sunday 03:00"  the Python Hōzō forms; times are UTC
 #   "30 2 * * 1-5"                        5-field cron (local time)
 #   "Mon..Fri *-*-* 02:30", "Sun 03:00", "daily", "*-*-* 03:00:00 UTC"  systemd OnCalendar
