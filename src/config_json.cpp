@@ -12,6 +12,15 @@ nlohmann::ordered_json secret_json(const Secret& s) {
   return j;
 }
 
+/// A URL whose path is a credential (ping UUID, webhook key): keep scheme and host only.
+std::string masked_url(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url.empty() ? url : "********";
+  const auto path = url.find('/', scheme + 3);
+  if (path == std::string::npos || path + 1 >= url.size()) return url;
+  return url.substr(0, path) + "/********";
+}
+
 nlohmann::ordered_json notifications_json(const NotificationSettings& n) {
   nlohmann::ordered_json j;
   auto on = nlohmann::ordered_json::array();
@@ -31,8 +40,8 @@ nlohmann::ordered_json notifications_json(const NotificationSettings& n) {
   } else {
     j["smtp"] = nullptr;
   }
-  j["healthchecks_url"] = n.healthchecks_url;
-  j["webhook_url"] = n.webhook_url;
+  j["healthchecks_url"] = masked_url(n.healthchecks_url);
+  j["webhook_url"] = masked_url(n.webhook_url);
   j["timeout"] = n.timeout.count();
   return j;
 }
