@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -397,8 +399,15 @@ TEST(ZfsFuse, ListsRealSnapshotsInOrder) {
     TestLocalRunner& runner;
     std::string name, directory;
     ~Cleanup() {
-      (void)runner.run({"zpool", "destroy", "-f", name}, std::chrono::seconds(30));
-      std::filesystem::remove_all(directory);
+      // Right after an import zfs-fuse may still be mounting ("pool is busy"): retry until gone.
+      for (int attempt = 0; attempt < 50; ++attempt) {
+        const auto destroyed = runner.run({"zpool", "destroy", "-f", name}, std::chrono::seconds(30));
+        const auto listed = runner.run({"zpool", "list", "-H", "-o", "name", name}, std::chrono::seconds(30));
+        if (destroyed.ok() && listed.ok() && listed->exit_status != 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      std::error_code ec;
+      std::filesystem::remove_all(directory, ec);
     }
   } cleanup{sh, pool, dir};
   ASSERT_EQ(sh.run({"truncate", "-s", "128M", image}, 10s)->exit_status, 0);
