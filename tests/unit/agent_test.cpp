@@ -1,0 +1,172 @@
+#include "hozo/agent.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+namespace hozo {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(AgentParse, Ping) {
+  auto ping = parse_agent_ping(R"({"status":"ok","uptime":12,"version":"0.1.0"})");
+  ASSERT_TRUE(ping.ok());
+  EXPECT_EQ(ping->uptime, 12);
+  EXPECT_EQ(ping->version, "0.1.0");
+  EXPECT_FALSE(parse_agent_ping(R"({"status":1,"uptime":12})").ok());
+  EXPECT_FALSE(parse_agent_ping(R"({"status":"ok"})").ok());
+  EXPECT_FALSE(parse_agent_ping(R"({"status":"ok","uptime":"12"})").ok());
+}
+
+TEST(AgentParse, GarbageNeverCrashes) {
+  const std::vector<std::string> garbage = {"",
+                                            "not json",
+                                            "<html>502 Bad Gateway</html>",
+                                            "[]",
+                                            "null",
+                                            "42",
+                                            "\"string\"",
+                                            "{",
+                                            R"({"pools":{}})",
+                                            R"({"pools":[1,2]})",
+                                            R"({"pools":[{"name":"x"}]})",
+                                            R"({"pools":[{"name":"x","health":"ONLINE","size":-1,"alloc":0,"free":0}]})",
+                                            R"({"pools":[],"load":["x"]})",
+                                            R"({"pools":[],"receive_running":"yes"})",
+                                            R"({"device":"sda","state":"spinning"})",
+                                            R"({"device":5,"state":"active"})",
+                                            std::string("\xff\xfe\x00\x01", 4),
+                                            std::string(100000, '[')};
+  for (const auto& body : garbage) {
+    EXPECT_FALSE(parse_agent_status(body).ok()) << body.substr(0, 60);
+    EXPECT_FALSE(parse_agent_disk(body).ok()) << body.substr(0, 60);
+    EXPECT_FALSE(parse_agent_spinup(body).ok()) << body.substr(0, 60);
+    EXPECT_FALSE(parse_agent_ping(body).ok()) << body.substr(0, 60);
+  }
+  // Valid for /spinup (extra fields are ignored), wrong for /disk.
+  EXPECT_FALSE(parse_agent_disk(R"({"device":"sda","state":"active","rotational":"yes"})").ok());
+  EXPECT_FALSE(parse_agent_disk(R"({"device":"sda","state":"active","reads":-5})").ok());
+  auto err = parse_agent_status("<html>502 Bad Gateway</html>");
+  EXPECT_NE(err.error().message.find("not JSON"), std::string::npos);
+}
+
+TEST(AgentParse, StatusDiskSpinup) {
+  auto status = parse_agent_status(
+      R"({"pools":[{"name":"backup","health":"ONLINE","size":262144000,"alloc":1,"free":2,"state":"ONLINE",)"
+      R"("scan":"none requested","errors":"No known data errors"}],"uptime":12.5,"load":[0.1,0.2,0.3],)"
+      R"("receive_running":false,"version":"0.1.0"})");
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  ASSERT_NE(status->find_pool("backup"), nullptr);
+  EXPECT_EQ(status->find_pool("backup")->size, 262144000U);
+  EXPECT_EQ(status->find_pool("nope"), nullptr);
+  EXPECT_EQ(status->load.size(), 3U);
+  auto disk = parse_agent_disk(R"({"device":"sda","path":"/dev/sda","state":"standby","rotational":true,"reads":5})");
+  ASSERT_TRUE(disk.ok());
+  EXPECT_EQ(disk->state, SpinState::standby);
+  EXPECT_EQ(disk->reads, std::optional<std::uint64_t>(5U));
+  auto disk_nulls = parse_agent_disk(R"({"device":"sda","state":"unknown","rotational":null,"reads":null})");
+  ASSERT_TRUE(disk_nulls.ok());
+  EXPECT_FALSE(disk_nulls->rotational.has_value());
+  auto spin = parse_agent_spinup(R"({"device":"sda","before":"standby","state":"active","waited_ms":4200})");
+  ASSERT_TRUE(spin.ok());
+  EXPECT_EQ(spin->waited_ms, 4200);
+  EXPECT_EQ(spin->before, SpinState::standby);
+}
+
+/// A misbehaving "agent" on loopback.
+class BadAgent : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server.Get("/ping", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("<html>hello</html>", "text/html");
+    });
+    server.Get("/status", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(std::string(4 << 20, 'x'), "application/json");
+    });
+    server.Get("/disk/sda", [](const httplib::Request&, httplib::Response& res) {
+      std::this_thread::sleep_for(3s);
+      res.set_content("{}", "application/json");
+    });
+    server.Post("/shutdown", [this](const httplib::Request& req, httplib::Response& res) {
+      last_auth = req.get_header_value("Authorization");
+      res.status = 500;
+      res.set_content(R"({"error":"disk on fire"})", "application/json");
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    for (int i = 0; i < 500 && !server.is_running(); ++i) std::this_thread::sleep_for(2ms);
+  }
+  void TearDown() override {
+    server.stop();
+    thread.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::string last_auth;
+};
+
+TEST_F(BadAgent, HtmlInsteadOfJson) {
+  AgentClient client(url(), Secret("tok-0123456789abcdef"));
+  auto ping = client.ping();
+  ASSERT_FALSE(ping.ok());
+  EXPECT_NE(ping.error().message.find("not JSON"), std::string::npos) << ping.error().message;
+}
+
+TEST_F(BadAgent, HugeAnswerIsCapped) {
+  AgentClient client(url(), Secret("tok-0123456789abcdef"));
+  auto status = client.status();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.error().message.find("larger than"), std::string::npos) << status.error().message;
+}
+
+TEST_F(BadAgent, SlowAnswerTimesOut) {
+  AgentClientOptions options;
+  options.request_timeout = 500ms;
+  AgentClient client(url(), Secret("tok-0123456789abcdef"), options);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto disk = client.disk_state("sda");
+  ASSERT_FALSE(disk.ok());
+  EXPECT_EQ(disk.error().code, ExitCode::unavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+TEST_F(BadAgent, ServerErrorMessageAndTokenHandling) {
+  AgentClient client(url() + "/", Secret("tok-0123456789abcdef"));
+  auto down = client.shutdown(true);
+  ASSERT_FALSE(down.ok());
+  EXPECT_NE(down.error().message.find("HTTP 500: disk on fire"), std::string::npos) << down.error().message;
+  EXPECT_EQ(down.error().message.find("tok-0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(last_auth, "Bearer tok-0123456789abcdef");
+}
+
+TEST(AgentClientTest, RefusedAndBadUrls) {
+  // A port nothing listens on (bind, read the port, close).
+  int free_port = 0;
+  {
+    httplib::Server probe;
+    free_port = probe.bind_to_any_port("127.0.0.1");
+  }
+  AgentClient client("http://127.0.0.1:" + std::to_string(free_port), Secret("tok-0123456789abcdef"));
+  auto ping = client.ping();
+  ASSERT_FALSE(ping.ok());
+  EXPECT_EQ(ping.error().code, ExitCode::unavailable);
+  EXPECT_FALSE(AgentClient("file:///etc/passwd", Secret()).ping().ok());
+  EXPECT_FALSE(AgentClient("gopher://x", Secret()).ping().ok());
+  // Protected calls without a token fail before any network traffic.
+  auto no_token = AgentClient("http://127.0.0.1:1", Secret()).status();
+  ASSERT_FALSE(no_token.ok());
+  EXPECT_NE(no_token.error().message.find("no token"), std::string::npos);
+  EXPECT_FALSE(client.disk_state("sda/../../x").ok());
+  EXPECT_FALSE(client.spinup("/dev/disk/by-id/../../sda", 1s).ok());
+}
+
+}  // namespace
+}  // namespace hozo
