@@ -28,28 +28,8 @@ namespace {
 
 using TempDir = hozo::test::TempDir;
 
-/// Runs `body` in a forked child; the child's exit status is its return value (99 on exception).
-pid_t spawn(const std::function<int()>& body) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int rc = 99;
-    try {
-      rc = body();
-    } catch (...) {
-    }
-    ::_exit(rc);
-  }
-  return pid;
-}
-
-/// Waits for a child: its exit code, or 128+signal.
-int wait_child(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
+using hozo::test::spawn;
+using hozo::test::wait_child;
 
 /// A record with every field set to something other than its default.
 RunRecord full_record() {

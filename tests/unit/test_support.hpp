@@ -1,7 +1,12 @@
 #pragma once
 // Shared helpers for the unit tests.
 
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -35,5 +40,28 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// Runs `body` in a forked child; the child's exit status is its return value (99 on exception).
+inline pid_t spawn(const std::function<int()>& body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int rc = 99;
+    try {
+      rc = body();
+    } catch (...) {
+    }
+    ::_exit(rc);
+  }
+  return pid;
+}
+
+/// Waits for a child: its exit code, or 128+signal (-1 when it cannot be waited for).
+inline int wait_child(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
 
 }  // namespace hozo::test
