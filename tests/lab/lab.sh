@@ -149,12 +149,14 @@ _lab_zfs_start() {
   flock 8
   if pgrep -x zfs-fuse >/dev/null && _lab_zfs_answers; then
     flock -u 8
+    exec 8>&-
     return 0
   fi
   if ! pgrep -x zfs-fuse >/dev/null; then
     _lab_log "starting zfs-fuse"
     mkdir -p /var/run/zfs /var/lock/zfs
-    setsid /usr/sbin/zfs-fuse --pidfile "$LAB_DIR/zfs-fuse.pid" </dev/null >>"$LAB_DIR/zfs-fuse.log" 2>&1 8>&-
+    # pid file and log outside the lab dir: the daemon may outlive this lab (other pools in it)
+    setsid /usr/sbin/zfs-fuse --pidfile /run/hozo-lab-zfs-fuse.pid </dev/null >>/run/hozo-lab-zfs-fuse.log 2>&1 8>&-
     echo started >"$LAB_DIR/zfs-fuse.started"
   fi
   local i
@@ -163,6 +165,7 @@ _lab_zfs_start() {
     sleep 0.1
   done
   flock -u 8
+  exec 8>&-
   _lab_zfs_answers || {
     _lab_log "zfs-fuse does not answer"
     return 1
@@ -175,19 +178,21 @@ _lab_zfs_stop_if_ours() {
   flock 8
   if [[ -z $(/usr/sbin/zpool list -H -o name 2>/dev/null) ]]; then
     local pid
-    pid=$(cat "$LAB_DIR/zfs-fuse.pid" 2>/dev/null)
+    pid=$(cat /run/hozo-lab-zfs-fuse.pid 2>/dev/null)
     if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
       _lab_log "stopping zfs-fuse (pid $pid, started by this lab)"
       kill "$pid" 2>/dev/null
       local i
       for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+      rm -f /run/hozo-lab-zfs-fuse.pid
     fi
   else
     _lab_log "leaving zfs-fuse running: other pools exist"
   fi
   rm -f "$LAB_DIR/zfs-fuse.started"
   flock -u 8
+  exec 8>&-
 }
 
 # ---------------------------------------------------------------------------------------------
