@@ -37,6 +37,36 @@ std::string resolved_known_hosts(const Job& job) {
   return job.known_hosts.empty() ? default_known_hosts_path().string() : expand_home(job.known_hosts).string();
 }
 
+/// syncoid 2.1.0 names its ssh control socket /tmp/syncoid-USER@HOST-<unix seconds>: two syncoids
+/// to one host started within the same second share it, and the first to finish closes the other's
+/// connection. Jobs sharing a host therefore start syncoid at least 1.5 s apart (a per-host lock
+/// plus a time stamp under <state dir>/hosts/).
+void space_syncoid_start(const std::filesystem::path& state_dir, const std::string& host, Clock& clock) {
+  constexpr double kSpacingSeconds = 1.5;
+  const auto hosts = state_dir / "hosts";
+  (void)make_dirs(hosts);
+  const auto base = sanitize_file_component(host);
+  auto lock = FileLock::acquire(hosts / (base + ".spawn"), LockMode::exclusive, Millis(60000));
+  if (!lock) {
+    spdlog::warn("cannot serialize syncoid starts for {}: {}", host, lock.error().message);
+    return;
+  }
+  const auto stamp_path = hosts / (base + ".spawned");
+  const auto now_seconds = [&] { return std::chrono::duration<double>(clock.now().time_since_epoch()).count(); };
+  if (auto text = read_file(stamp_path)) {
+    try {
+      const double last = std::stod(*text);
+      const double wait = kSpacingSeconds - (now_seconds() - last);
+      if (wait > 0 && wait <= kSpacingSeconds) {
+        clock.sleep_for(Millis(static_cast<long long>(wait * 1000.0) + 1));
+      }
+    } catch (const std::exception&) {
+      // unreadable stamp: ignore it, it is rewritten below
+    }
+  }
+  (void)write_file_atomic(stamp_path, fmt::format("{:.3f}\n", now_seconds()), 0600);
+}
+
 bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(); }
 
 Error interrupted_error() { return Error{"interrupted by signal", ExitCode::interrupted}; }
@@ -282,6 +312,7 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
         }
       };
     };
+    space_syncoid_start(state_.dir(), job_.target_host, sys_.clock());
     auto result = sys_.run_syncoid(*argv, job_.syncoid.timeout, on_line(""), on_line("!"), opt_.cancel);
     if (!result) return result.error();
     if (result->cancelled || cancelled(opt_.cancel)) return interrupted_error();
