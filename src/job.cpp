@@ -22,19 +22,14 @@ namespace {
 
 constexpr std::chrono::seconds kRemoteCommandTimeout{120};
 
-/// The identity file syncoid gets: the configured one, else the first default key that exists.
-std::string resolved_identity_file(const Job& job) {
-  if (!job.ssh_key.empty()) return expand_home(job.ssh_key).string();
-  for (const char* name : {"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"}) {
-    const auto p = expand_home(name);
-    if (std::filesystem::exists(p)) return p.string();
-  }
-  return expand_home("~/.ssh/id_ed25519").string();
-}
-
-/// The known_hosts file shared by libssh and syncoid's ssh.
-std::string resolved_known_hosts(const Job& job) {
-  return job.known_hosts.empty() ? default_known_hosts_path().string() : expand_home(job.known_hosts).string();
+/// How syncoid's ssh trusts the box: exactly the key file and known_hosts libssh uses
+/// (ssh_options_for / resolve_identity_file), so both trust the same pinned key.
+SyncoidSshTrust syncoid_trust(const Job& job) {
+  const SshOptions ssh = ssh_options_for(job);
+  auto key = resolve_identity_file(ssh);
+  // No key at all: the connect stage reports that; syncoid (and --dry-run) show the usual default.
+  const std::string key_path = key ? key->string() : expand_home("~/.ssh/id_ed25519").string();
+  return syncoid_trust_for(job, key_path, ssh.known_hosts.string());
 }
 
 /// syncoid 2.1.0 names its ssh control socket /tmp/syncoid-USER@HOST-<unix seconds>: two syncoids
@@ -292,7 +287,7 @@ Result<void> Pipeline::pools() {
 }
 
 Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
-  const auto trust = syncoid_trust_for(job_, resolved_identity_file(job_), resolved_known_hosts(job_));
+  const auto trust = syncoid_trust(job_);
   auto argv = build_syncoid_argv(job_, pair, trust);
   if (!argv) return argv.error();
   for (int attempt = 1;; ++attempt) {
@@ -563,8 +558,8 @@ Result<std::string> describe_plan(const Job& job) {
                      format_duration(std::chrono::duration<double>(job.ssh_timeout)));
   out += fmt::format("  connect  {}@{}:{} (host keys: {}, known_hosts {})\n", job.ssh_user, job.target_host,
                      job.ssh_port, job.host_key_policy == HostKeyPolicy::strict ? "strict" : "accept-new",
-                     resolved_known_hosts(job));
-  const auto trust = syncoid_trust_for(job, resolved_identity_file(job), resolved_known_hosts(job));
+                     ssh_options_for(job).known_hosts.string());
+  const auto trust = syncoid_trust(job);
   for (const auto& pair : job.datasets) {
     auto argv = build_syncoid_argv(job, pair, trust);
     if (!argv) return argv.error();

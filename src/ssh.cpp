@@ -119,18 +119,6 @@ std::vector<std::string> recorded_fingerprints(const std::filesystem::path& file
   return result;
 }
 
-/// The identity file to use: the explicit one, or the first default key that exists.
-Result<std::filesystem::path> identity_path(const SshOptions& options) {
-  if (!options.identity_file.empty()) return expand_home(options.identity_file);
-  const std::filesystem::path dir = home_dir() / ".ssh";
-  for (const char* name : {"id_ed25519", "id_ecdsa", "id_rsa"}) {
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(dir / name, ec)) return dir / name;
-  }
-  return make_error("no SSH identity for {}: ssh_key is not set and none of {}/id_ed25519, id_ecdsa, id_rsa exists",
-                    describe_target(options), dir.string());
-}
-
 /// Loads the private key (unencrypted keys only: there is nobody to ask for a passphrase).
 Result<KeyPtr> load_identity(const std::filesystem::path& path) {
   std::error_code ec;
@@ -175,6 +163,17 @@ Result<void> ensure_known_hosts_file(const std::filesystem::path& file) {
 
 // ---------------------------------------------------------------------------------------------
 // Options
+
+Result<std::filesystem::path> resolve_identity_file(const SshOptions& options) {
+  if (!options.identity_file.empty()) return expand_home(options.identity_file);
+  const std::filesystem::path dir = home_dir() / ".ssh";
+  for (const char* name : {"id_ed25519", "id_ecdsa", "id_rsa"}) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(dir / name, ec)) return dir / name;
+  }
+  return make_error("no SSH identity for {}: ssh_key is not set and none of {}/id_ed25519, id_ecdsa, id_rsa exists",
+                    describe_target(options), dir.string());
+}
 
 SshOptions ssh_options_for(const Job& job) {
   SshOptions options;
@@ -598,7 +597,7 @@ SshSession& SshSession::operator=(SshSession&&) noexcept = default;
 SshSession::~SshSession() = default;
 
 Result<SshSession> SshSession::connect(const SshOptions& options) {
-  auto identity = identity_path(options);
+  auto identity = resolve_identity_file(options);
   if (!identity) return std::move(identity).error();
   auto key = load_identity(*identity);
   if (!key) return std::move(key).error();

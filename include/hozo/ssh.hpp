@@ -45,6 +45,11 @@ struct SshOptions {
 /// host_key_policy, ssh_connect_timeout).
 SshOptions ssh_options_for(const Job& job);
 
+/// The identity file to use: options.identity_file (with "~/" expanded), else the first of
+/// ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exists; Error when there is none. syncoid gets the
+/// same file as libssh.
+Result<std::filesystem::path> resolve_identity_file(const SshOptions& options);
+
 /// /var/lib/hozo/known_hosts as root ($STATE_DIRECTORY/known_hosts when systemd sets it),
 /// otherwise ~/.ssh/known_hosts.
 std::filesystem::path default_known_hosts_path();

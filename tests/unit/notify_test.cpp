@@ -357,12 +357,18 @@ TEST(Notifier, StartPing) {
   EXPECT_TRUE(n.run_started(no_hc).empty());
 }
 
-TEST(Notifier, FailingTransportIsRetriedOnceAndRecordedWithoutSecrets) {
+/// test_job() with every channel but ntfy switched off.
+Job ntfy_only_job() {
   auto job = test_job();
   job.notifications.pushover_token = Secret();
   job.notifications.smtp.reset();
   job.notifications.healthchecks_url.clear();
   job.notifications.webhook_url.clear();
+  return job;
+}
+
+TEST(Notifier, FailingTransportIsRetriedOnceAndRecordedWithoutSecrets) {
+  auto job = ntfy_only_job();
   FakeTransport t;
   // The error text of a transport may quote the URL or a token: none of it may be recorded.
   t.answers.push_back(Error{std::string("connect to http://ntfy.example:8080/backups failed, token ") + kNtfyToken,
@@ -417,11 +423,7 @@ TEST(Notifier, SecretsNeverInErrors) {
 }
 
 TEST(Notifier, InterruptedRunIsNotRetried) {
-  auto job = test_job();
-  job.notifications.pushover_token = Secret();
-  job.notifications.smtp.reset();
-  job.notifications.healthchecks_url.clear();
-  job.notifications.webhook_url.clear();
+  auto job = ntfy_only_job();
   FakeTransport t;
   t.answers.push_back(HttpResponse{503, ""});
   Notifier n(t, Millis(0));
@@ -434,11 +436,7 @@ TEST(Notifier, InterruptedRunIsNotRetried) {
 }
 
 TEST(Notifier, FourHundredIsNotRetried) {
-  auto job = test_job();
-  job.notifications.pushover_token = Secret();
-  job.notifications.smtp.reset();
-  job.notifications.healthchecks_url.clear();
-  job.notifications.webhook_url.clear();
+  auto job = ntfy_only_job();
   FakeTransport t;
   t.answers.push_back(HttpResponse{403, "forbidden"});
   Notifier n(t, Millis(0));
