@@ -1,5 +1,7 @@
 #include "hozo/cli.hpp"
 
+#include "cli_internal.hpp"
+
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -29,11 +31,15 @@
 
 namespace hozo {
 
-namespace {
+namespace cli {
 
 std::atomic<bool> g_cancel{false};
 
+namespace {
+
 extern "C" void on_terminate_signal(int /*sig*/) { g_cancel.store(true); }
+
+}  // namespace
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -47,27 +53,7 @@ void install_signal_handlers() {
   sigaction(SIGPIPE, &ign, nullptr);
 }
 
-/// Options shared by all subcommands.
-struct Globals {
-  std::string config_path;
-  std::string state_path;
-  int verbose = 0;
-  bool quiet = false;
-  bool json = false;
-};
-
-/// Thrown inside command handlers to leave with an exit code (caught once in run_cli).
-struct ExitWith {
-  Error error;
-};
-
-[[noreturn]] void leave(Error e) { throw ExitWith{std::move(e)}; }
-
-template <typename T>
-T unwrap(Result<T> r) {
-  if (!r) leave(std::move(r).error());
-  return std::move(*r);
-}
+void leave(Error e) { throw ExitWith{std::move(e)}; }
 
 void unwrap(Result<void> r) {
   if (!r) leave(std::move(r).error());
@@ -99,7 +85,21 @@ const Job& find_job(const Config& config, const std::string& name) {
                    hint ? fmt::format(" (did you mean \"{}\"?)", *hint) : std::string()));
 }
 
+std::vector<const Job*> select_jobs(const Config& config, const std::vector<std::string>& names, bool all) {
+  std::vector<const Job*> jobs;
+  if (all) {
+    if (!names.empty()) leave(make_error(ExitCode::usage, "give job names or --all, not both"));
+    for (const auto& job : config.jobs) jobs.push_back(&job);
+    return jobs;
+  }
+  if (names.empty()) leave(make_error(ExitCode::usage, "which job? give NAME... or --all"));
+  for (const auto& n : names) jobs.push_back(&find_job(config, n));
+  return jobs;
+}
+
 void print_json(const nlohmann::json& j) { fmt::print("{}\n", j.dump(2)); }
+
+namespace {
 
 std::string datasets_summary(const Job& job) {
   std::vector<std::string> parts;
@@ -234,15 +234,9 @@ class TtyReporter final : public RunReporter {
   bool progress_shown_ = false;
 };
 
-int cmd_jobs_run(const Globals& g, std::vector<std::string> names, bool all, bool dry_run) {
+int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool all, bool dry_run) {
   const auto config = load(g);
-  if (all) {
-    if (!names.empty()) leave(make_error(ExitCode::usage, "give job names or --all, not both"));
-    for (const auto& job : config.jobs) names.push_back(job.name);
-  }
-  if (names.empty()) leave(make_error(ExitCode::usage, "which job? give NAME... or --all"));
-  std::vector<const Job*> jobs;
-  for (const auto& n : names) jobs.push_back(&find_job(config, n));
+  const std::vector<const Job*> jobs = select_jobs(config, names, all);
   if (dry_run) {
     for (const Job* job : jobs) fmt::print("{}", unwrap(describe_plan(*job)));
     return 0;
@@ -509,7 +503,7 @@ int cmd_notify_test(const Globals& g, const std::string& name) {
 
 }  // namespace
 
-int run_cli(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"hozo - off-site ZFS backups to a backup box that sleeps.\n"
                "Exit codes: 0 ok, 1 job failed, 2 usage, 69 unavailable, 70 internal error, 75 busy/locked, "
                "78 config error, 130 interrupted."};
@@ -525,7 +519,7 @@ int run_cli(int argc, char** argv) {
   app.add_flag("-q,--quiet", g.quiet, "only warnings and errors");
   app.add_flag("--json", g.json, "machine-readable output (jobs list/show/run, status, history, wait)");
 
-  std::function<int()> action;
+  Action action;
 
   auto* config_cmd = app.add_subcommand("config", "check or print configuration");
   config_cmd->require_subcommand(1);
@@ -623,5 +617,9 @@ int run_cli(int argc, char** argv) {
     return to_int(ExitCode::software);
   }
 }
+
+}  // namespace cli
+
+int run_cli(int argc, char** argv) { return cli::run(argc, argv); }
 
 }  // namespace hozo

@@ -1,0 +1,79 @@
+#pragma once
+// Shared pieces of the hozo command line (private to src/): the global options, the one way a
+// command handler leaves with an exit code, and the helpers every command uses. Commands that
+// live in their own file (cli_*.cpp) register themselves through an add_*_commands function
+// declared here and called from cli.cpp's command tree.
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "hozo/config.hpp"
+#include "hozo/state.hpp"
+#include "hozo/util/result.hpp"
+
+namespace hozo::cli {
+
+/// Options shared by all subcommands.
+struct Globals {
+  std::string config_path;
+  std::string state_path;
+  int verbose = 0;
+  bool quiet = false;
+  bool json = false;
+};
+
+/// The action a parsed subcommand will run; returns the process exit code.
+using Action = std::function<int()>;
+
+/// Set by SIGINT/SIGTERM (install_signal_handlers); long operations poll it.
+extern std::atomic<bool> g_cancel;
+
+/// SIGINT/SIGTERM set g_cancel (no SA_RESTART); SIGPIPE is ignored.
+void install_signal_handlers();
+
+/// Thrown inside command handlers to leave with an exit code (caught once in run()).
+struct ExitWith {
+  Error error;
+};
+
+/// Leaves the command with this error (its code becomes the exit code).
+[[noreturn]] void leave(Error e);
+
+/// The value, or leave() with the error.
+template <typename T>
+T unwrap(Result<T> r) {
+  if (!r) leave(std::move(r).error());
+  return std::move(*r);
+}
+
+/// leave() with the error, if any.
+void unwrap(Result<void> r);
+
+/// -c/--config, else $HOZO_CONFIG, else the default path.
+std::filesystem::path config_path(const Globals& g);
+
+/// Loads and validates the config (leaves with 78 on errors); notices are logged.
+Config load(const Globals& g);
+
+/// Opens the state store (--state or the default path).
+StateStore open_state(const Globals& g, const Config* config);
+
+/// The job with this name, or leave() with exit 2 and a did-you-mean hint.
+const Job& find_job(const Config& config, const std::string& name);
+
+/// NAME... or --all (exactly one of them), resolved to jobs; leaves with exit 2 otherwise.
+std::vector<const Job*> select_jobs(const Config& config, const std::vector<std::string>& names, bool all);
+
+/// Pretty-printed JSON on stdout.
+void print_json(const nlohmann::json& j);
+
+/// Runs the CLI (hozo::run_cli forwards here).
+int run(int argc, char** argv);
+
+}  // namespace hozo::cli
