@@ -161,6 +161,13 @@ std::optional<std::string> check_abs_path(std::string_view v) {
   return std::nullopt;
 }
 
+/// A directory on the box (zpool import -d): absolute, no '~' (the box's home is not ours).
+std::optional<std::string> check_abs_dir(std::string_view v) {
+  if (auto err = check_path(v)) return err;
+  if (v.front() != '/') return fmt::format("directory {} must be absolute", show(v));
+  return std::nullopt;
+}
+
 std::optional<std::string> check_optional_abs_path(std::string_view v) {
   return v.empty() ? std::nullopt : check_abs_path(v);
 }
@@ -888,6 +895,8 @@ const Rules<Draft>& job_rules() {
       {"host_lock_timeout", Scope::both,
        [](const Field& f, Draft& d) { f.duration(d.job.host_lock_timeout, 0, 7 * 86400); }},
       {"target_pool_import", Scope::both, [](const Field& f, Draft& d) { f.boolean(d.job.target_pool_import); }},
+      {"target_pool_import_dirs", Scope::both,
+       [](const Field& f, Draft& d) { f.list(d.job.target_pool_import_dirs, check_abs_dir, Single::allowed); }},
       {"agent", Scope::both, [](const Field& f, Draft& d) { read_optional_block(f, agent_rules(), d.job.agent); }},
       {"syncoid", Scope::both, [](const Field& f, Draft& d) { read_mapping(f, syncoid_rules(), d.job.syncoid); }},
       {"notifications", Scope::both,
@@ -1214,12 +1223,13 @@ settings:
   # host_sharing: concurrent    # (ext) jobs for the same box: concurrent | wait (one after another)
   # host_lock_timeout: 1h       # (ext) how long host_sharing: wait waits for the box
   # target_pool_import: true    # (ext) `zpool import` the target pool when it is not imported
+  # target_pool_import_dirs: [/dev/disk/by-id]  # (ext) where zpool import looks (-d); default: zpool's own
   # wol_broadcast: 255.255.255.255  # alias: broadcast_ip
   # wol_port: 9                 # (ext) UDP port of the magic packet
   # wol_interface: eth0         # (ext) send from this interface
   # wol_repeat: 3               # (ext) magic packets per wake attempt (1..100)
   # wol_password: "01:02:03:04:05:06"  # (ext) SecureOn password (or wol_password_file)
-  # disk_spinup_timeout: 90     # how long to wait for backup_device to appear
+  # disk_spinup_timeout: 90     # how long backup_device may take to appear and spin up
   history: 50                   # (ext) runs remembered per job in the state file (1..10000)
   log_keep: 20                  # (ext) run logs kept per job (1..10000)
 

@@ -93,6 +93,7 @@ nlohmann::ordered_json job_to_json(const Job& job) {
   j["host_sharing"] = to_string(job.host_sharing);
   j["host_lock_timeout"] = job.host_lock_timeout.count();
   j["target_pool_import"] = job.target_pool_import;
+  j["target_pool_import_dirs"] = job.target_pool_import_dirs;
   j["schedule"] = job.schedule;
   j["backup_device"] = job.backup_device;
   j["disk_spinup_timeout"] = job.disk_spinup_timeout.count();

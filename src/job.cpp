@@ -117,7 +117,9 @@ class Pipeline {
   Result<void> preflight(StageTiming& timing);
   Result<void> wake_and_wait();
   Result<void> connect();
+  Result<void> disk();
   Result<void> pools();
+  std::optional<AgentStatus> pool_status_from_agent();
   Result<void> sync();
   Result<void> sync_pair(const DatasetPair& pair);
   Result<void> verify();
@@ -254,23 +256,55 @@ Result<void> Pipeline::connect() {
   });
 }
 
+Result<void> Pipeline::disk() {
+  return stage("disk", [&](StageTiming& t) -> Result<void> {
+    auto control = sys_.disk_control(job_, *remote_);
+    spdlog::info("[{}] checking backup disk {} via {}", job_.name, job_.backup_device, control->describe());
+    auto ready = ensure_disk_ready(*control, sys_.clock(), job_.disk_spinup_timeout, opt_.cancel);
+    if (!ready) return ready.error();
+    t.message = fmt::format("{}: {}", job_.backup_device, ready->message);
+    return ok();
+  });
+}
+
+/// backupd's view of the pools, when an agent is configured. An agent that does not answer is a
+/// warning (the pool stage then asks zpool over SSH), never a failure of the run.
+std::optional<AgentStatus> Pipeline::pool_status_from_agent() {
+  auto st = sys_.agent_status(job_);
+  if (!st) {
+    spdlog::warn("[{}] backupd status: {}; asking zpool over SSH instead", job_.name, st.error().message);
+    return std::nullopt;
+  }
+  return std::move(*st);
+}
+
 Result<void> Pipeline::pools() {
   return stage("pool", [&](StageTiming& t) -> Result<void> {
     std::set<std::string> pools;
     for (const auto& pair : job_.datasets) pools.insert(pool_of(pair.target));
     std::vector<std::string> notes;
+    const auto agent = pool_status_from_agent();
     for (const auto& pool : pools) {
-      auto imported = pool_imported(*remote_, pool, kRemoteCommandTimeout);
-      if (!imported) return imported.error();
-      if (!*imported) {
+      const AgentPool* from_agent = agent ? agent->find_pool(pool) : nullptr;
+      bool imported_now = from_agent != nullptr;
+      if (!imported_now) {
+        auto imported = pool_imported(*remote_, pool, kRemoteCommandTimeout);
+        if (!imported) return imported.error();
+        imported_now = *imported;
+      }
+      if (!imported_now) {
         if (!job_.target_pool_import) {
           return make_error("target pool {} is not imported on {} (target_pool_import is off)", pool, job_.target_host);
         }
         spdlog::info("[{}] importing target pool {}", job_.name, pool);
-        if (auto imp = zpool_import(*remote_, pool, kRemoteCommandTimeout); !imp) return imp.error();
+        if (auto imp = zpool_import(*remote_, pool, kRemoteCommandTimeout, job_.target_pool_import_dirs); !imp) {
+          return imp.error();
+        }
         notes.push_back(fmt::format("{} imported", pool));
+        from_agent = nullptr;  // backupd's answer predates the import
       }
-      auto health = zpool_health(*remote_, pool, kRemoteCommandTimeout);
+      auto health = from_agent != nullptr ? Result<PoolHealth>(PoolHealth{pool, from_agent->health})
+                                          : zpool_health(*remote_, pool, kRemoteCommandTimeout);
       if (!health) return health.error();
       if (health->health == "DEGRADED") {
         spdlog::warn("[{}] target pool {} is DEGRADED; writing anyway", job_.name, pool);
@@ -281,6 +315,7 @@ Result<void> Pipeline::pools() {
         notes.push_back(fmt::format("{} ONLINE", pool));
       }
     }
+    if (agent) notes.emplace_back("health from backupd");
     t.message = join(notes, ", ");
     return ok();
   });
@@ -407,7 +442,8 @@ void Pipeline::shutdown() {
       sd.message = off.error().message;
     } else {
       sd.outcome = ShutdownOutcome::done;
-      sd.message = fmt::format("\"{}\" sent; SSH port closed", job_.shutdown_command);
+      sd.message = sys_.last_power_off_detail();
+      if (sd.message.empty()) sd.message = fmt::format("\"{}\" sent; SSH port closed", job_.shutdown_command);
       if (auto c = lease_->clear_woken(); !c) spdlog::warn("[{}] {}", job_.name, c.error().message);
     }
   }
@@ -484,6 +520,9 @@ RunRecord Pipeline::run() {
     }
     if (auto r = wake_and_wait(); !r) return r;
     if (auto r = connect(); !r) return r;
+    if (!job_.backup_device.empty()) {
+      if (auto r = disk(); !r) return r;
+    }
     if (auto r = pools(); !r) return r;
     if (auto r = sync(); !r) return r;
     return verify();
@@ -559,6 +598,22 @@ Result<std::string> describe_plan(const Job& job) {
   out += fmt::format("  connect  {}@{}:{} (host keys: {}, known_hosts {})\n", job.ssh_user, job.target_host,
                      job.ssh_port, job.host_key_policy == HostKeyPolicy::strict ? "strict" : "accept-new",
                      ssh_options_for(job).known_hosts.string());
+  if (!job.backup_device.empty()) {
+    out += fmt::format("  disk     wait for {} and spin it up ({}; up to {})\n", job.backup_device,
+                       job.agent && agent_can_address(job.backup_device) ? "through backupd" : "hdparm -C and dd over SSH",
+                       format_duration(std::chrono::duration<double>(job.disk_spinup_timeout)));
+  }
+  {
+    std::set<std::string> pools;
+    for (const auto& pair : job.datasets) pools.insert(pool_of(pair.target));
+    std::vector<std::string> dirs;
+    for (const auto& d : job.target_pool_import_dirs) dirs.push_back("-d " + d);
+    out += fmt::format("  pool     {}: health{}{}\n", join(std::vector<std::string>(pools.begin(), pools.end()), ", "),
+                       job.agent ? " from backupd" : " from zpool over SSH",
+                       job.target_pool_import
+                           ? fmt::format(", zpool import{} if not imported", dirs.empty() ? "" : " " + join(dirs, " "))
+                           : std::string(", no import (target_pool_import: false)"));
+  }
   const auto trust = syncoid_trust(job);
   for (const auto& pair : job.datasets) {
     auto argv = build_syncoid_argv(job, pair, trust);
@@ -572,8 +627,11 @@ Result<std::string> describe_plan(const Job& job) {
   if (!job.shutdown_after) {
     out += "  shutdown not requested (shutdown_after: false)\n";
   } else {
-    out += fmt::format("  shutdown \"{}\" over SSH if hozo woke the box{} and no other job uses it\n",
-                       job.shutdown_command, job.shutdown_only_if_woken ? "" : " (or it was already up)");
+    out += fmt::format("  shutdown {} if hozo woke the box{} and no other job uses it\n",
+                       job.agent ? fmt::format("backupd POST /shutdown (exports the pools; fallback \"{}\" over SSH)",
+                                               job.shutdown_command)
+                                 : fmt::format("\"{}\" over SSH", job.shutdown_command),
+                       job.shutdown_only_if_woken ? "" : " (or it was already up)");
   }
   if (const auto channels = configured_channels(job.notifications); !channels.empty()) {
     std::vector<std::string> on;

@@ -1,5 +1,5 @@
 // The real JobSystems: Wake-on-LAN (direct or relay), banner probes, libssh, local processes,
-// notifications over libcurl.
+// backupd over HTTP, notifications over libcurl.
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +16,13 @@ namespace {
 
 constexpr Millis kPoweroffConfirmTimeout{60000};
 constexpr Millis kPoweroffConnectTimeout{60000};
+constexpr std::chrono::seconds kDiskCommandTimeout{60};
+
+std::shared_ptr<AgentClient> agent_for(const Job& job) {
+  AgentClientOptions o;
+  o.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(job.ssh_connect_timeout);
+  return std::make_shared<AgentClient>(job.agent->url, job.agent->token, o);
+}
 
 WaitOptions wait_options_for(const Job& job) {
   WaitOptions w;
@@ -77,6 +84,38 @@ class RealSystems final : public JobSystems {
   }
 
   Result<void> power_off(const Job& job) override {
+    last_power_off_.clear();
+    if (job.agent) {
+      auto agent = agent_for(job);
+      auto requested = agent->shutdown();
+      if (requested) {
+        spdlog::info("[{}] backupd at {} accepted the shutdown (it exports the pools first)", job.name, agent->url());
+        if (auto confirmed = confirm_port_closed(job, "backupd POST /shutdown"); !confirmed) return confirmed;
+        last_power_off_ = "backupd POST /shutdown (pools exported); SSH port closed";
+        return ok();
+      }
+      // A running zfs receive is exactly when the box must stay on: no fallback.
+      if (requested.error().code == ExitCode::tempfail) return requested.error();
+      spdlog::warn("[{}] {}; falling back to \"{}\" over SSH", job.name, requested.error().message, job.shutdown_command);
+    }
+    if (auto sent = power_off_over_ssh(job); !sent) return sent;
+    last_power_off_ = fmt::format("\"{}\" sent{}; SSH port closed", job.shutdown_command,
+                                  job.agent ? " over SSH (backupd did not answer)" : "");
+    return ok();
+  }
+
+  [[nodiscard]] std::string last_power_off_detail() const override { return last_power_off_; }
+
+  std::vector<NotificationResult> notify(const Job& job, const RunRecord& record) override {
+    return notify_run(job, record);
+  }
+
+  std::vector<NotificationResult> notify_start(const Job& job) override { return ::hozo::notify_start(job); }
+
+  Clock& clock() override { return clock_; }
+
+ private:
+  Result<void> power_off_over_ssh(const Job& job) {
     // The link may just have come back (or the box be busy): keep trying to log in for a while.
     const auto connect_deadline = clock_.steady_now() + kPoweroffConnectTimeout;
     auto session = SshSession::connect(ssh_options_for(job));
@@ -98,7 +137,11 @@ class RealSystems final : public JobSystems {
       }
       spdlog::debug("[{}] shutdown command: {}", job.name, sent->detail);
     }
-    // Confirm: the SSH port must stop answering.
+    return confirm_port_closed(job, fmt::format("\"{}\"", job.shutdown_command));
+  }
+
+  /// The SSH port must stop answering within kPoweroffConfirmTimeout.
+  Result<void> confirm_port_closed(const Job& job, const std::string& what) {
     const auto deadline = clock_.steady_now() + kPoweroffConfirmTimeout;
     WaitOptions w = wait_options_for(job);
     while (clock_.steady_now() < deadline) {
@@ -109,19 +152,10 @@ class RealSystems final : public JobSystems {
       }
       clock_.sleep_for(Millis(250));
     }
-    return make_error("{}:{} still answers on SSH {} after \"{}\"", job.target_host, job.ssh_port,
-                      format_duration(kPoweroffConfirmTimeout), job.shutdown_command);
+    return make_error("{}:{} still answers on SSH {} after {}", job.target_host, job.ssh_port,
+                      format_duration(kPoweroffConfirmTimeout), what);
   }
 
-  std::vector<NotificationResult> notify(const Job& job, const RunRecord& record) override {
-    return notify_run(job, record);
-  }
-
-  std::vector<NotificationResult> notify_start(const Job& job) override { return ::hozo::notify_start(job); }
-
-  Clock& clock() override { return clock_; }
-
- private:
   Result<int> wake_via_relay(const Job& job, const MacAddress& mac) {
     const auto& relay = *job.wol_relay;
     auto argv = relay_wake_argv(relay, mac, job.wol_broadcast, job.wol_port);
@@ -145,9 +179,24 @@ class RealSystems final : public JobSystems {
 
   SystemClock clock_;
   LocalCommandRunner local_;
+  std::string last_power_off_;
 };
 
 }  // namespace
+
+std::unique_ptr<DiskControl> JobSystems::disk_control(const Job& job, CommandRunner& remote) {
+  if (job.agent && agent_can_address(job.backup_device)) {
+    if (auto c = make_agent_disk_control(agent_for(job), job.backup_device)) return std::move(*c);
+  }
+  return make_ssh_disk_control(remote, job.backup_device, kDiskCommandTimeout);
+}
+
+Result<std::optional<AgentStatus>> JobSystems::agent_status(const Job& job) {
+  if (!job.agent) return std::optional<AgentStatus>();
+  auto st = agent_for(job)->status();
+  if (!st) return st.error();
+  return std::optional<AgentStatus>(std::move(*st));
+}
 
 std::unique_ptr<JobSystems> make_real_systems(const std::atomic<bool>* cancel) {
   return std::make_unique<RealSystems>(cancel);

@@ -141,6 +141,7 @@ struct Job {
   HostSharing host_sharing = HostSharing::concurrent;
   std::chrono::seconds host_lock_timeout{3600};
   bool target_pool_import = true;
+  std::vector<std::string> target_pool_import_dirs;  ///< `zpool import -d DIR` search dirs; empty = default
   std::string schedule;  ///< as written; validated by schedule parsing
   std::string backup_device;
   std::chrono::seconds disk_spinup_timeout{90};

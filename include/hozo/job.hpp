@@ -1,16 +1,19 @@
 #pragma once
-// The job pipeline: lock → wake → wait → connect → pool → sync → verify → shutdown → notify.
+// The job pipeline: lock → wake → wait → connect → disk → pool → sync → verify → shutdown → notify.
 // Every stage is recorded in the state file (RunRecord::stages) and the run's log file.
 // External effects go through JobSystems so the bookkeeping can be unit-tested with fakes;
 // the real implementation (make_real_systems) is proven in the lab.
 
 #include <atomic>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "hozo/agent.hpp"
+#include "hozo/backup_disk.hpp"
 #include "hozo/command.hpp"
 #include "hozo/config.hpp"
 #include "hozo/net.hpp"
@@ -43,9 +46,20 @@ class JobSystems {
   virtual Result<ProcessResult> run_syncoid(const std::vector<std::string>& argv, std::chrono::seconds timeout,
                                             const LineCallback& on_stdout, const LineCallback& on_stderr,
                                             const std::atomic<bool>* cancel) = 0;
-  /// Sends job.shutdown_command (a dropped connection counts as sent) and waits until the SSH
-  /// port stops answering. Error when the command failed or the box stayed up.
+  /// Powers the box off and waits until the SSH port stops answering: through backupd's
+  /// POST /shutdown when job.agent is set (it exports the pools first; an unreachable agent or a
+  /// rejected token falls back to SSH, a running zfs receive (409) does not), else by sending
+  /// job.shutdown_command over SSH (a dropped connection counts as sent). Error when nothing
+  /// could be sent or the box stayed up.
   virtual Result<void> power_off(const Job& job) = 0;
+  /// How the last successful power_off did it ("backupd POST /shutdown (pools exported)", ...);
+  /// empty when unknown.
+  [[nodiscard]] virtual std::string last_power_off_detail() const { return {}; }
+  /// The backup disk of job.backup_device: through backupd when job.agent is set and can
+  /// address the device, else over the SSH session `remote`.
+  virtual std::unique_ptr<DiskControl> disk_control(const Job& job, CommandRunner& remote);
+  /// GET /status from backupd; nullopt when job.agent is not set.
+  virtual Result<std::optional<AgentStatus>> agent_status(const Job& job);
   /// Sends the run's notifications (channels selected by notify_on; see hozo/notify.hpp). Never
   /// fails the run: every channel's delivery comes back as a result.
   virtual std::vector<NotificationResult> notify(const Job& job, const RunRecord& record) = 0;
@@ -82,8 +96,8 @@ struct RunOptions {
 };
 
 /// The stage names, in order, as recorded in the state file.
-inline constexpr const char* kStageNames[] = {"preflight", "lock",  "wake",   "wait",     "connect",
-                                              "pool",      "sync",  "verify", "shutdown", "notify"};
+inline constexpr const char* kStageNames[] = {"preflight", "lock", "wake",   "wait",     "connect", "disk",
+                                              "pool",      "sync", "verify", "shutdown", "notify"};
 
 /// Runs one job end to end and records it. The returned record is also in the state file;
 /// its exit_code is the process exit code for this job (0, 1, 69, 75, 130).

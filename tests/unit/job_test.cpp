@@ -2,6 +2,7 @@
 // The real systems are exercised in the lab (tests/lab/test_pipeline.sh).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <deque>
@@ -23,6 +24,7 @@ class FakeZfs {
   std::uint64_t target_guid = 111;
   bool target_imported = true;
   std::string health = "ONLINE";
+  std::vector<std::string> import_argv;  ///< the last zpool import
 
   Result<CommandOutput> answer(const std::vector<std::string>& argv) {
     const std::string cmd = argv.empty() ? "" : argv[0] + (argv.size() > 1 ? " " + argv[1] : "");
@@ -33,6 +35,7 @@ class FakeZfs {
       return CommandOutput{0, pool + "\t" + health + "\n", ""};
     }
     if (cmd == "zpool import") {
+      import_argv = argv;
       target_imported = true;
       return CommandOutput{0, "", ""};
     }
@@ -47,8 +50,34 @@ class FakeZfs {
   }
 };
 
+/// A backup disk that is in standby until `reads_to_wake` spin-up reads happened.
+class FakeDisk final : public DiskControl {
+ public:
+  explicit FakeDisk(int reads_to_wake, int& reads) : reads_to_wake_(reads_to_wake), reads_(reads) {}
+  Result<DiskObservation> observe() override {
+    DiskObservation o;
+    o.present = true;
+    o.state = reads_ >= reads_to_wake_ ? SpinState::active : SpinState::standby;
+    return o;
+  }
+  Result<void> spin_up() override {
+    ++reads_;
+    return ok();
+  }
+  [[nodiscard]] std::string describe() const override { return "fake disk"; }
+
+ private:
+  int reads_to_wake_;
+  int& reads_;
+};
+
 class FakeSystems final : public JobSystems {
  public:
+  int disk_reads_to_wake = 1;
+  int disk_reads = 0;
+  std::optional<Result<std::optional<AgentStatus>>> agent_answer;  ///< unset: no agent
+  std::string power_off_detail;
+
   bool up_before = false;
   bool wakes_up = true;
   std::deque<int> syncoid_exits{0};
@@ -112,6 +141,16 @@ class FakeSystems final : public JobSystems {
     ++power_offs;
     return ok();
   }
+  [[nodiscard]] std::string last_power_off_detail() const override { return power_off_detail; }
+  std::unique_ptr<DiskControl> disk_control(const Job&, CommandRunner&) override {
+    ++disk_controls;
+    return std::make_unique<FakeDisk>(disk_reads_to_wake, disk_reads);
+  }
+  Result<std::optional<AgentStatus>> agent_status(const Job&) override {
+    if (!agent_answer) return std::optional<AgentStatus>();
+    return *agent_answer;
+  }
+  int disk_controls = 0;
   std::vector<NotificationResult> notify(const Job&, const RunRecord& record) override {
     ++notifies;
     notified = record;
@@ -382,6 +421,72 @@ TEST_F(Pipeline, InterruptedRunIsNotifiedToo) {
   EXPECT_EQ(systems.notifies, 1);
   EXPECT_EQ(systems.notified.outcome, RunOutcome::interrupted);
   EXPECT_EQ(systems.notified.shutdown.outcome, ShutdownOutcome::done);
+}
+
+TEST_F(Pipeline, BackupDiskIsSpunUpBetweenConnectAndPool) {
+  job.backup_device = "/dev/disk/by-id/ata-X_1";
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(stage_names(r), (std::vector<std::string>{"preflight", "lock", "wake", "wait", "connect", "disk", "pool",
+                                                       "sync", "verify", "shutdown"}));
+  EXPECT_EQ(systems.disk_controls, 1);
+  EXPECT_EQ(systems.disk_reads, 1);
+  const auto& disk = r.stages[5];
+  EXPECT_NE(disk.message.find("standby → active via fake disk"), std::string::npos) << disk.message;
+}
+
+TEST_F(Pipeline, DiskThatNeverSpinsUpFailsTheDiskStageAndPowersOff) {
+  job.backup_device = "/dev/sdb";
+  job.disk_spinup_timeout = std::chrono::seconds(0);
+  systems.disk_reads_to_wake = 1000;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::failed);
+  EXPECT_EQ(r.failed_stage, "disk");
+  EXPECT_NE(r.error.find("did not spin up"), std::string::npos) << r.error;
+  EXPECT_EQ(systems.syncoid_runs, 0);
+  EXPECT_EQ(systems.power_offs, 1);
+}
+
+TEST_F(Pipeline, WithoutBackupDeviceThereIsNoDiskStage) {
+  const auto r = run();
+  const auto names = stage_names(r);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "disk"), 0);
+  EXPECT_EQ(systems.disk_controls, 0);
+}
+
+TEST_F(Pipeline, PoolHealthComesFromTheAgent) {
+  AgentStatus st;
+  st.pools.push_back(AgentPool{"backup", "FAULTED", 0, 0, 0, "", "", ""});
+  systems.agent_answer = Result<std::optional<AgentStatus>>(std::optional<AgentStatus>(st));
+  const auto r = run();  // zpool over SSH would say ONLINE: the agent's answer counts
+  EXPECT_EQ(r.failed_stage, "pool");
+  EXPECT_NE(r.error.find("FAULTED"), std::string::npos) << r.error;
+  EXPECT_EQ(systems.syncoid_runs, 0);
+}
+
+TEST_F(Pipeline, AgentThatDoesNotAnswerFallsBackToZpoolOverSsh) {
+  systems.agent_answer = Result<std::optional<AgentStatus>>(make_error(ExitCode::unavailable, "agent down"));
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_NE(r.stages[5].message.find("backup ONLINE"), std::string::npos) << r.stages[5].message;
+}
+
+TEST_F(Pipeline, PoolMissingFromTheAgentIsImportedWithTheSearchDirs) {
+  systems.agent_answer = Result<std::optional<AgentStatus>>(std::optional<AgentStatus>(AgentStatus{}));
+  systems.zfs.target_imported = false;
+  job.target_pool_import_dirs = {"/var/lib/pools", "/dev/disk/by-id"};
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(systems.zfs.import_argv,
+            (std::vector<std::string>{"zpool", "import", "-d", "/var/lib/pools", "-d", "/dev/disk/by-id", "backup"}));
+  EXPECT_NE(r.stages[5].message.find("backup imported"), std::string::npos) << r.stages[5].message;
+}
+
+TEST_F(Pipeline, ShutdownRecordsHowTheBoxWasPoweredOff) {
+  systems.power_off_detail = "backupd POST /shutdown (pools exported); SSH port closed";
+  const auto r = run();
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::done);
+  EXPECT_EQ(r.shutdown.message, systems.power_off_detail);
 }
 
 TEST(Plan, DryRunShowsExactCommandsAndTouchesNothing) {
