@@ -112,7 +112,41 @@ class AgentDiskControl final : public DiskControl {
   std::string device_;
 };
 
+class FallbackDiskControl final : public DiskControl {
+ public:
+  FallbackDiskControl(std::unique_ptr<DiskControl> primary, std::unique_ptr<DiskControl> fallback)
+      : primary_(std::move(primary)), fallback_(std::move(fallback)) {}
+
+  Result<DiskObservation> observe() override { return call([](DiskControl& d) { return d.observe(); }); }
+  Result<void> spin_up() override { return call([](DiskControl& d) { return d.spin_up(); }); }
+  [[nodiscard]] std::string describe() const override {
+    return switched_ ? fallback_->describe() : primary_->describe();
+  }
+
+ private:
+  template <typename Fn>
+  auto call(Fn&& fn) -> decltype(fn(std::declval<DiskControl&>())) {
+    if (!switched_) {
+      auto r = fn(*primary_);
+      if (r || r.error().code == ExitCode::interrupted) return r;
+      spdlog::warn("backup disk: {}: {}; using {} instead", primary_->describe(), r.error().message,
+                   fallback_->describe());
+      switched_ = true;
+    }
+    return fn(*fallback_);
+  }
+
+  std::unique_ptr<DiskControl> primary_;
+  std::unique_ptr<DiskControl> fallback_;
+  bool switched_ = false;
+};
+
 }  // namespace
+
+std::unique_ptr<DiskControl> make_fallback_disk_control(std::unique_ptr<DiskControl> primary,
+                                                        std::unique_ptr<DiskControl> fallback) {
+  return std::make_unique<FallbackDiskControl>(std::move(primary), std::move(fallback));
+}
 
 bool agent_can_address(std::string_view device) {
   static constexpr std::string_view kById = "/dev/disk/by-id/";

@@ -284,6 +284,7 @@ Result<void> Pipeline::pools() {
     for (const auto& pair : job_.datasets) pools.insert(pool_of(pair.target));
     std::vector<std::string> notes;
     const auto agent = pool_status_from_agent();
+    bool health_from_agent = false;
     for (const auto& pool : pools) {
       const AgentPool* from_agent = agent ? agent->find_pool(pool) : nullptr;
       bool imported_now = from_agent != nullptr;
@@ -306,6 +307,7 @@ Result<void> Pipeline::pools() {
       auto health = from_agent != nullptr ? Result<PoolHealth>(PoolHealth{pool, from_agent->health})
                                           : zpool_health(*remote_, pool, kRemoteCommandTimeout);
       if (!health) return health.error();
+      health_from_agent = health_from_agent || from_agent != nullptr;
       if (health->health == "DEGRADED") {
         spdlog::warn("[{}] target pool {} is DEGRADED; writing anyway", job_.name, pool);
         notes.push_back(fmt::format("{} DEGRADED", pool));
@@ -315,7 +317,7 @@ Result<void> Pipeline::pools() {
         notes.push_back(fmt::format("{} ONLINE", pool));
       }
     }
-    if (agent) notes.emplace_back("health from backupd");
+    if (health_from_agent) notes.emplace_back("health from backupd");
     t.message = join(notes, ", ");
     return ok();
   });

@@ -100,7 +100,7 @@ class RealSystems final : public JobSystems {
     }
     if (auto sent = power_off_over_ssh(job); !sent) return sent;
     last_power_off_ = fmt::format("\"{}\" sent{}; SSH port closed", job.shutdown_command,
-                                  job.agent ? " over SSH (backupd did not answer)" : "");
+                                  job.agent ? " over SSH (backupd refused or did not answer)" : "");
     return ok();
   }
 
@@ -185,10 +185,13 @@ class RealSystems final : public JobSystems {
 }  // namespace
 
 std::unique_ptr<DiskControl> JobSystems::disk_control(const Job& job, CommandRunner& remote) {
+  auto over_ssh = make_ssh_disk_control(remote, job.backup_device, kDiskCommandTimeout);
   if (job.agent && agent_can_address(job.backup_device)) {
-    if (auto c = make_agent_disk_control(agent_for(job), job.backup_device)) return std::move(*c);
+    if (auto c = make_agent_disk_control(agent_for(job), job.backup_device)) {
+      return make_fallback_disk_control(std::move(*c), std::move(over_ssh));
+    }
   }
-  return make_ssh_disk_control(remote, job.backup_device, kDiskCommandTimeout);
+  return over_ssh;
 }
 
 Result<std::optional<AgentStatus>> JobSystems::agent_status(const Job& job) {

@@ -67,6 +67,12 @@ std::unique_ptr<DiskControl> make_ssh_disk_control(CommandRunner& remote, std::s
 /// other forms are an Error here (use the SSH control for those).
 Result<std::unique_ptr<DiskControl>> make_agent_disk_control(std::shared_ptr<AgentClient> agent, std::string device);
 
+/// A DiskControl that uses `primary` until it fails as a channel (an Error from observe or
+/// spin_up other than an interrupt), then — with a warning, once — `fallback` for good.
+/// (backupd unreachable or rejecting the token → hdparm over SSH.)
+std::unique_ptr<DiskControl> make_fallback_disk_control(std::unique_ptr<DiskControl> primary,
+                                                        std::unique_ptr<DiskControl> fallback);
+
 /// True when backupd can address `device` (a kernel name under /dev or a /dev/disk/by-id name).
 bool agent_can_address(std::string_view device);
 

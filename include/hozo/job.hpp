@@ -56,7 +56,7 @@ class JobSystems {
   /// empty when unknown.
   [[nodiscard]] virtual std::string last_power_off_detail() const { return {}; }
   /// The backup disk of job.backup_device: through backupd when job.agent is set and can
-  /// address the device, else over the SSH session `remote`.
+  /// address the device (falling back to SSH when backupd fails), else over the SSH session `remote`.
   virtual std::unique_ptr<DiskControl> disk_control(const Job& job, CommandRunner& remote);
   /// GET /status from backupd; nullopt when job.agent is not set.
   virtual Result<std::optional<AgentStatus>> agent_status(const Job& job);

@@ -79,6 +79,20 @@ _lab_vars() {
   LAB_SMTP_PORT=${LAB_SMTP_PORT:-2525}
   LAB_MAILDIR=$LAB_DIR/mail
   LAB_EVENTS_MARK=${LAB_EVENTS_MARK:-0}
+  LAB_POOL_DIR=$LAB_DIR/pools
+  # backupd on the box (LAB_BACKUPD=1): started at every simulated boot, like a systemd unit
+  LAB_BACKUPD=${LAB_BACKUPD:-0}
+  LAB_BACKUPD_BIN=${LAB_BACKUPD_BIN:-${BACKUPD_BIN:-}}
+  LAB_BACKUPD_PORT=${LAB_BACKUPD_PORT:-9999}
+  LAB_BACKUPD_URL=http://$LAB_BOX_IP:$LAB_BACKUPD_PORT
+  LAB_BACKUPD_DIR=$LAB_BOX_DIR/backupd
+  LAB_BACKUPD_CONFIG=$LAB_BACKUPD_DIR/backupd.yaml
+  LAB_BACKUPD_TOKEN_FILE=$LAB_BACKUPD_DIR/token
+  LAB_BACKUPD_LOG=$LAB_BACKUPD_DIR/backupd.log
+  # a backup disk on the box (LAB_DISK=1): a real loop device; only its power state is simulated
+  LAB_DISK=${LAB_DISK:-0}
+  LAB_DISK_IMG=$LAB_DIR/disk.img
+  LAB_DISK_DIR=$LAB_BOX_DIR/disk
   export LAB_ID LAB_DIR LAB_NET_OCTET LAB_SUBNET LAB_BROADCAST LAB_ORCH_IP LAB_BOX_IP LAB_RELAY_IP \
     LAB_BOX_MAC LAB_NS_ORCH LAB_NS_BOX LAB_NS_RELAY LAB_RELAY LAB_SSH_USER LAB_SSH_PORT \
     LAB_RELAY_SSH_PORT LAB_SSH_KEY LAB_SSH_PUBKEY LAB_KNOWN_HOSTS LAB_SSH_CONFIG LAB_SSH_OPTS \
@@ -86,7 +100,8 @@ _lab_vars() {
     LAB_BOX_DIR LAB_RELAY_DIR LAB_EVENTS LAB_BOX_STATE_FILE LAB_POWER_FIFO LAB_SSHD_LOG \
     LAB_POWERSIM_LOG LAB_BOOT_DELAY LAB_ORCH_BIN LAB_ORCH_PATH LAB_WAKEONLAN LAB_HTTP_ADDR \
     LAB_HTTP_PORT LAB_HTTP_URL LAB_HTTP_LOG LAB_HTTP_STATUS_FILE LAB_SMTP_ADDR LAB_SMTP_PORT \
-    LAB_MAILDIR LAB_SRC_DIR
+    LAB_MAILDIR LAB_SRC_DIR LAB_POOL_DIR LAB_BACKUPD LAB_BACKUPD_BIN LAB_BACKUPD_PORT LAB_BACKUPD_URL \
+    LAB_BACKUPD_DIR LAB_BACKUPD_CONFIG LAB_BACKUPD_TOKEN_FILE LAB_BACKUPD_LOG LAB_DISK LAB_DISK_IMG LAB_DISK_DIR
 }
 
 _LAB_ENV_VARS=(LAB_ID LAB_DIR LAB_SRC_DIR LAB_SUBNET LAB_BROADCAST LAB_ORCH_IP LAB_BOX_IP LAB_RELAY_IP
@@ -95,7 +110,8 @@ _LAB_ENV_VARS=(LAB_ID LAB_DIR LAB_SRC_DIR LAB_SUBNET LAB_BROADCAST LAB_ORCH_IP L
   LAB_TGT_ROOT LAB_MNT LAB_SRC_MNT LAB_TGT_MNT LAB_BOX_DIR LAB_RELAY_DIR LAB_EVENTS LAB_BOX_STATE_FILE
   LAB_POWER_FIFO LAB_SSHD_LOG LAB_POWERSIM_LOG LAB_BOOT_DELAY LAB_ORCH_BIN LAB_ORCH_PATH LAB_WAKEONLAN
   LAB_HTTP_ADDR LAB_HTTP_PORT LAB_HTTP_URL LAB_HTTP_LOG LAB_HTTP_STATUS_FILE LAB_SMTP_ADDR
-  LAB_SMTP_PORT LAB_MAILDIR)
+  LAB_SMTP_PORT LAB_MAILDIR LAB_POOL_DIR LAB_BACKUPD LAB_BACKUPD_BIN LAB_BACKUPD_PORT LAB_BACKUPD_URL
+  LAB_BACKUPD_DIR LAB_BACKUPD_CONFIG LAB_BACKUPD_TOKEN_FILE LAB_BACKUPD_LOG LAB_DISK LAB_DISK_IMG LAB_DISK_DIR)
 
 # Prints `export NAME=value` lines (shell-quoted) for every lab variable: eval "$(lab_env)".
 lab_env() {
@@ -135,6 +151,13 @@ lab_require() {
   command -v unshare >/dev/null || _lab_skip "unshare (util-linux) missing"
   if ! unshare --pid --fork --mount-proc --mount true 2>/dev/null; then
     _lab_skip "cannot create pid/mount namespaces (unshare failed)"
+  fi
+  if [[ $LAB_BACKUPD == 1 && ! -x $LAB_BACKUPD_BIN ]]; then
+    _lab_skip "LAB_BACKUPD=1 needs the backupd binary (BACKUPD_BIN=${LAB_BACKUPD_BIN:-unset})"
+  fi
+  if [[ $LAB_DISK == 1 ]]; then
+    command -v losetup >/dev/null || _lab_skip "LAB_DISK=1 needs losetup (util-linux)"
+    losetup -f >/dev/null 2>&1 || _lab_skip "LAB_DISK=1 needs a free loop device (losetup -f failed)"
   fi
   return 0
 }
@@ -339,8 +362,120 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
   mkdir -p /run/sshd # sshd's privilege-separation directory (Debian creates it at service start)
   /usr/sbin/sshd -t -f "$d/sshd_config"
-  _lab_write_boot_script "$d" "$d/sshd_config" >"$d/boot.sh"
+  local services=""
+  if [[ $LAB_BACKUPD == 1 ]]; then
+    _lab_up_backupd
+    services=$(printf "'%s' --config '%s' -v >>'%s' 2>&1 </dev/null &" "$LAB_BACKUPD_BIN" "$LAB_BACKUPD_CONFIG" "$LAB_BACKUPD_LOG")
+  fi
+  [[ $LAB_DISK == 1 ]] && _lab_up_disk
+  _lab_write_boot_script "$d" "$d/sshd_config" "$services" >"$d/boot.sh"
 }
+
+# backupd on the box (LAB_BACKUPD=1): config, token, the zpool export shim and its host helper.
+#
+# Lab fixture: the box shares the host's single zfs-fuse daemon and its mounts are slave copies of
+# the host's, so a `zpool export` run inside the box's mount namespace finds the pool "busy" (the
+# host's copy of the FUSE mount stays). On a real box ZFS is local. The box's /usr/local/sbin
+# therefore has a `zpool` shim: `zpool export POOL` (this lab's target pool only) is handed to a
+# helper loop in the host namespace, whose unmount propagates to the box; every other zpool
+# command runs unchanged.
+_lab_up_backupd() {
+  local b=$LAB_BACKUPD_DIR
+  mkdir -p "$b"
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$LAB_BACKUPD_TOKEN_FILE")
+  cat >"$LAB_BACKUPD_CONFIG" <<EOF
+# hozo lab box $LAB_ID: backupd, started at every simulated boot
+listen: $LAB_BOX_IP:$LAB_BACKUPD_PORT
+token_file: $LAB_BACKUPD_TOKEN_FILE
+export_pools: [$LAB_TGT_POOL]
+shutdown_command: ["shutdown", "-h", "now"]
+shutdown_delay: 1s
+spinup_timeout: 20s
+EOF
+  "$LAB_BACKUPD_BIN" --config "$LAB_BACKUPD_CONFIG" --check >&2
+  mkfifo "$b/export.fifo"
+  cat >"$LAB_BOX_DIR/usr-local/sbin/zpool" <<EOF
+#!/bin/sh
+# hozo lab: zpool export is done by the host-side helper (see _lab_up_backupd in lab.sh)
+if [ "\$1" = export ]; then
+  shift
+  rm -f '$b/export.rc'
+  printf '%s\n' "\$*" >'$b/export.fifo'
+  i=0
+  while [ ! -s '$b/export.rc' ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
+  cat '$b/export.out' >&2 2>/dev/null
+  exit "\$(cat '$b/export.rc' 2>/dev/null || echo 1)"
+fi
+exec /usr/sbin/zpool "\$@"
+EOF
+  chmod 755 "$LAB_BOX_DIR/usr-local/sbin/zpool"
+  cat >"$b/export-helper.sh" <<EOF
+#!/bin/bash
+# hozo lab: exports this lab's target pool for the box (host namespace)
+while [[ -p '$b/export.fifo' ]]; do
+  read -r args <'$b/export.fifo' || continue
+  if [[ \$args == '$LAB_TGT_POOL' || \$args == '-f $LAB_TGT_POOL' ]]; then
+    /usr/sbin/zpool export \$args >'$b/export.out' 2>&1
+    echo \$? >'$b/export.rc.tmp'
+  else
+    echo "lab: refused: zpool export \$args" >'$b/export.out'
+    echo 2 >'$b/export.rc.tmp'
+  fi
+  mv '$b/export.rc.tmp' '$b/export.rc'
+done
+EOF
+  setsid /bin/bash "$b/export-helper.sh" </dev/null >>"$b/export-helper.log" 2>&1 &
+  echo $! >"$b/export-helper.pid"
+}
+
+# The backup disk (LAB_DISK=1): a real loop device (its reads are real, O_DIRECT included), and an
+# `hdparm` on the box that simulates the drive's power state: "standby" after lab_disk_standby
+# until a read reaches the device (the read counter in /sys/block/loopN/stat grows), or for good
+# after `lab_disk_stuck on`.
+_lab_up_disk() {
+  mkdir -p "$LAB_DISK_DIR"
+  truncate -s 64M "$LAB_DISK_IMG"
+  losetup -f --show "$LAB_DISK_IMG" >"$LAB_DIR/disk.dev"
+  cat >"$LAB_BOX_DIR/usr-local/sbin/hdparm" <<EOF
+#!/bin/sh
+# hozo lab: simulated drive power state of the lab's backup disk (see _lab_up_disk in lab.sh)
+[ "\$1" = -C ] && [ -n "\$2" ] || { echo "hdparm (hozo lab): only -C DEVICE is simulated" >&2; exit 2; }
+real=\$(readlink -f "\$2")
+if [ ! -b "\$real" ]; then echo "\$2: No such file or directory" >&2; exit 2; fi
+if [ "\$real" != "\$(cat '$LAB_DIR/disk.dev')" ]; then
+  printf '\n%s:\n drive state is:  unknown\n' "\$2"; exit 0
+fi
+state=active/idle
+if [ -f '$LAB_DISK_DIR/standby' ]; then
+  reads=\$(awk '{print \$1}' "/sys/block/\${real##*/}/stat")
+  if [ -f '$LAB_DISK_DIR/stuck' ] || [ "\$reads" = "\$(cat '$LAB_DISK_DIR/standby')" ]; then
+    state=standby
+  else
+    rm -f '$LAB_DISK_DIR/standby'
+  fi
+fi
+printf '\n%s:\n drive state is:  %s\n' "\$2" "\$state"
+EOF
+  chmod 755 "$LAB_BOX_DIR/usr-local/sbin/hdparm"
+}
+
+# The lab disk's device node (/dev/loopN); empty without LAB_DISK=1.
+lab_disk_dev() { cat "$LAB_DIR/disk.dev" 2>/dev/null; }
+# Reads completed by the lab disk since boot of the machine.
+lab_disk_reads() { local d; d=$(lab_disk_dev) && awk '{print $1}' "/sys/block/${d##*/}/stat"; }
+# Puts the lab disk to sleep: standby until the next read reaches it.
+lab_disk_standby() { lab_disk_reads >"$LAB_DISK_DIR/standby"; }
+# lab_disk_stuck on|off: a disk that never spins up (stays in standby whatever is read).
+lab_disk_stuck() {
+  if [[ $1 == on ]]; then
+    lab_disk_standby
+    : >"$LAB_DISK_DIR/stuck"
+  else
+    rm -f "$LAB_DISK_DIR/stuck"
+  fi
+}
+# The lab disk's simulated state as the box's hdparm reports it: active/idle or standby.
+lab_disk_state() { lab_exec_box hdparm -C "$(lab_disk_dev)" 2>&1 | sed -n 's/.*drive state is: *//p'; }
 
 # A per-side `zfs` that logs every call (one line: time and arguments) and runs the compat wrapper.
 _lab_zfs_shim() { # TRACEFILE
@@ -349,7 +484,8 @@ _lab_zfs_shim() { # TRACEFILE
 }
 
 # The script that runs inside a fresh pid+mount namespace and becomes the box's (or relay's) sshd.
-_lab_write_boot_script() { # DIR SSHD_CONFIG
+# EXTRA (optional) is a line run just before sshd starts (the box's "services", backgrounded).
+_lab_write_boot_script() { # DIR SSHD_CONFIG [EXTRA]
   cat <<EOF
 #!/bin/sh
 # hozo lab: runs inside a private pid + mount namespace (unshare); mounts here never reach the host.
@@ -369,6 +505,7 @@ if [ -x '$1/power-cmd' ]; then
   done
 fi
 cd /
+${3:-}
 exec /usr/sbin/sshd -D -e -f '$2'
 EOF
 }
@@ -453,6 +590,11 @@ lab_down() {
   local ns i
   lab_stop_receivers 2>/dev/null
   lab_powersim_stop 2>/dev/null
+  if [[ -f $LAB_BACKUPD_DIR/export-helper.pid ]]; then
+    rm -f "$LAB_BACKUPD_DIR/export.fifo"
+    kill "$(cat "$LAB_BACKUPD_DIR/export-helper.pid")" 2>/dev/null
+    rm -f "$LAB_BACKUPD_DIR/export-helper.pid"
+  fi
   for ns in "$LAB_NS_ORCH" "$LAB_NS_BOX" "$LAB_NS_RELAY"; do
     ip netns list 2>/dev/null | grep -qw -- "$ns" || continue
     _lab_kill_ns_pids "$ns" TERM
@@ -469,6 +611,10 @@ lab_down() {
   for ns in "$LAB_NS_ORCH" "$LAB_NS_BOX" "$LAB_NS_RELAY"; do
     ip netns list 2>/dev/null | grep -qw -- "$ns" && ip netns del "$ns" 2>/dev/null
   done
+  # a target pool that backupd exported: import it again so that it is destroyed below
+  if [[ -e $LAB_POOL_DIR/tgt.img ]] && ! /usr/sbin/zpool list -H -o name "$LAB_TGT_POOL" >/dev/null 2>&1; then
+    /usr/sbin/zpool import -d "$LAB_POOL_DIR" "$LAB_TGT_POOL" >/dev/null 2>&1
+  fi
   local pool
   for pool in "$LAB_SRC_POOL" "$LAB_TGT_POOL"; do
     /usr/sbin/zpool list -H -o name "$pool" >/dev/null 2>&1 || continue
@@ -482,6 +628,10 @@ lab_down() {
     # leftover zfs mounts (normally gone with the pools), then the shared bind mount itself
     local mp
     while read -r mp; do umount -l "$mp" 2>/dev/null; done < <(awk -v p="$LAB_MNT" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sort -r)
+  fi
+  if [[ -s $LAB_DIR/disk.dev ]]; then
+    losetup -d "$(cat "$LAB_DIR/disk.dev")" 2>/dev/null
+    rm -f "$LAB_DIR/disk.dev"
   fi
   [[ -d $LAB_DIR ]] && _lab_zfs_stop_if_ours
   if [[ ${LAB_KEEP:-0} == 1 ]]; then

@@ -208,6 +208,31 @@ TEST(BackupDisk, SshSpinUpReadFailureIsReported) {
   EXPECT_NE(r.error().message.find("Permission denied"), std::string::npos) << r.error().message;
 }
 
+TEST(BackupDisk, BrokenPrimaryChannelFallsBackOnceForGood) {
+  FakeClock clock;
+  auto primary = std::make_unique<FakeDisk>();
+  primary->channel_broken = true;
+  auto fallback = std::make_unique<FakeDisk>();
+  FakeDisk* second = fallback.get();
+  auto control = make_fallback_disk_control(std::move(primary), std::move(fallback));
+  auto r = ensure_disk_ready(*control, clock, std::chrono::seconds(10), nullptr);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(second->reads, 1);
+  EXPECT_GE(second->observations, 2);
+}
+
+TEST(BackupDisk, WorkingPrimaryIsKept) {
+  FakeClock clock;
+  auto primary = std::make_unique<FakeDisk>();
+  FakeDisk* first = primary.get();
+  auto fallback = std::make_unique<FakeDisk>();
+  FakeDisk* second = fallback.get();
+  auto control = make_fallback_disk_control(std::move(primary), std::move(fallback));
+  ASSERT_TRUE(ensure_disk_ready(*control, clock, std::chrono::seconds(10), nullptr).ok());
+  EXPECT_EQ(first->reads, 1);
+  EXPECT_EQ(second->observations, 0);
+}
+
 TEST(BackupDisk, AgentAddressesKernelNamesAndById) {
   EXPECT_TRUE(agent_can_address("/dev/sdb"));
   EXPECT_TRUE(agent_can_address("/dev/nvme0n1"));
