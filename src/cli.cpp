@@ -464,7 +464,9 @@ int cmd_shutdown(const Globals& g, const std::string& name, bool force) {
   }
   auto systems = make_real_systems(&g_cancel);
   unwrap(systems->power_off(job));
-  fmt::print("{}: \"{}\" sent to {}; SSH port closed\n", job.name, job.shutdown_command, job.target_host);
+  const auto how = systems->last_power_off_detail();
+  fmt::print("{}: {}: {}\n", job.name, job.target_host,
+             how.empty() ? fmt::format("\"{}\" sent; SSH port closed", job.shutdown_command) : how);
   return 0;
 }
 

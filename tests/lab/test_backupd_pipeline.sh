@@ -143,4 +143,21 @@ t_check "shutdown fell back to SSH" grep -q "over SSH (backupd refused or did no
   <<<"$(state_get nightly 'r["shutdown"]["message"]')"
 t_eq "box is off again" off "$(lab_box_state)"
 
+# ------------------------------------------------------------------------------------------
+t_log "6. hozo shutdown and --dry-run with an agent"
+write_config nightly "${job_lines[@]}" "${agent_lines[@]}"
+hozo_run jobs run nightly --dry-run
+t_eq "dry run exits 0" 0 "$HOZO_RC"
+t_check "plan: disk through backupd" grep -q "disk     wait for $DISK and spin it up (through backupd" "$T_OUT"
+t_check "plan: pool import with the search dir" grep -q "zpool import -d $LAB_POOL_DIR if not imported" "$T_OUT"
+t_check "plan: shutdown through backupd" grep -q "backupd POST /shutdown" "$T_OUT"
+t_eq "dry run woke nothing" off "$(lab_box_state)"
+lab_mark_events
+lab_wake && lab_wait_event ssh_up 20 >/dev/null && lab_wait_port "$LAB_BOX_IP" "$LAB_BACKUPD_PORT" 10
+hozo_run shutdown nightly
+t_eq "hozo shutdown exits 0" 0 "$HOZO_RC"
+t_check "hozo shutdown went through backupd" grep -q "backupd POST /shutdown (pools exported); SSH port closed" "$T_OUT"
+t_eq "box is off" off "$(lab_box_state)"
+t_check "the pool was exported" bash -c "! zpool list -H -o name '$LAB_TGT_POOL' >/dev/null 2>&1"
+
 t_done
