@@ -70,6 +70,9 @@ const Job& find_job(const Config& config, const std::string& name);
 /// NAME... or --all (exactly one of them), resolved to jobs; leaves with exit 2 otherwise.
 std::vector<const Job*> select_jobs(const Config& config, const std::vector<std::string>& names, bool all);
 
+/// `hozo restore`: pull a backup back from the box (src/cli_restore.cpp).
+void add_restore_command(CLI::App& app, Globals& g, Action& action);
+
 /// Pretty-printed JSON on stdout.
 void print_json(const nlohmann::json& j);
 
