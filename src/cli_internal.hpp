@@ -76,6 +76,9 @@ void add_restore_command(CLI::App& app, Globals& g, Action& action);
 /// Pretty-printed JSON on stdout.
 void print_json(const nlohmann::json& j);
 
+/// `hozo schedule`: timer drop-ins or cron lines from the jobs' schedules (src/cli_schedule.cpp).
+void add_schedule_command(CLI::App& app, Globals& g, Action& action);
+
 /// Runs the CLI (hozo::run_cli forwards here).
 int run(int argc, char** argv);
 
