@@ -67,6 +67,9 @@ StateStore open_state(const Globals& g, const Config* config);
 /// The job with this name, or leave() with exit 2 and a did-you-mean hint.
 const Job& find_job(const Config& config, const std::string& name);
 
+/// `hozo check`: online preflight of jobs, transfers no data (src/cli_check.cpp).
+void add_check_command(CLI::App& app, Globals& g, Action& action);
+
 /// NAME... or --all (exactly one of them), resolved to jobs; leaves with exit 2 otherwise.
 std::vector<const Job*> select_jobs(const Config& config, const std::vector<std::string>& names, bool all);
 
