@@ -123,6 +123,14 @@ t_check "  says why" grep -q "no terminal" "$T_ERR"
 hozo_run restore nightly --in-place --force-delete --confirm WRONGNAME
 t_eq "--confirm WRONGNAME: exit 2" 2 "$HOZO_RC"
 t_check "  says it does not match" grep -q "does not match" "$T_ERR"
+if command -v script >/dev/null; then
+  # On a terminal (script(1) gives hozo a pty) it asks for the job name; a wrong answer refuses.
+  printf 'WRONGNAME\n' | ip netns exec "$LAB_NS_ORCH" env PATH="$LAB_ORCH_PATH" HOME="$LAB_DIR/home" \
+    script -qec "$HOZO_BIN -c $T_CONFIG --state $T_STATE restore nightly --in-place --force-delete" /dev/null \
+    >"$LAB_DIR/tty.out" 2>&1
+  t_eq "typed a wrong job name at the prompt: exit 2" 2 "$?"
+  t_check "  the prompt asked for the job name" grep -q "Type the job name (nightly)" "$LAB_DIR/tty.out"
+fi
 hozo_run restore nightly --to "$LAB_SRC_POOL/old"
 t_eq "--to an existing dataset: exit 2" 2 "$HOZO_RC"
 hozo_run restore nightly --to "$SRC"
