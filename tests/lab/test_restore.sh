@@ -174,4 +174,14 @@ sleep 1.1
 hozo_run jobs run nightly
 t_eq "a backup after the in-place restore still works" 0 "$HOZO_RC"
 
+# ------------------------------------------------------------------------------------------
+t_log "7. box never wakes -> exit 69, recorded, nothing created"
+lab_powersim_restart --never-boot
+write_config nightly "recursive: true" "ssh_timeout: 3"
+hozo_run restore nightly --to "$LAB_SRC_POOL/never"
+t_eq "exit 69" 69 "$HOZO_RC"
+t_eq "  recorded: failed at wake" "failed wake 69" \
+  "$(restore_get nightly 'r["outcome"] + " " + r["failed_stage"] + " " + str(r["exit_code"])')"
+t_check "  nothing was created" bash -c "! zfs list -H $LAB_SRC_POOL/never 2>/dev/null"
+
 t_done
