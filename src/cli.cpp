@@ -142,6 +142,11 @@ int cmd_config_validate(const Globals& g, const std::string& file) {
 
 // ---------------------------------------------------------------- jobs list / show
 
+int cmd_jobs_names(const Globals& g) {
+  for (const auto& job : load(g).jobs) fmt::print("{}\n", job.name);
+  return 0;
+}
+
 int cmd_jobs_list(const Globals& g) {
   const auto config = load(g);
   auto store = open_state(g, &config);
@@ -538,9 +543,10 @@ int run(int argc, char** argv) {
 
   auto* jobs_cmd = app.add_subcommand("jobs", "list, show and run jobs");
   jobs_cmd->require_subcommand(1);
-  jobs_cmd->add_subcommand("list", "table of jobs with their last result")->callback([&] {
-    action = [&] { return cmd_jobs_list(g); };
-  });
+  bool list_names = false;
+  auto* list = jobs_cmd->add_subcommand("list", "table of jobs with their last result");
+  list->add_flag("--names", list_names, "only the job names, one per line (for scripts and completion)");
+  list->callback([&] { action = [&] { return list_names ? cmd_jobs_names(g) : cmd_jobs_list(g); }; });
   std::string show_name;
   auto* show = jobs_cmd->add_subcommand("show", "effective config of a job (defaults resolved, secrets masked)");
   show->add_option("NAME", show_name, "job name")->required();
@@ -591,6 +597,8 @@ int run(int argc, char** argv) {
   shutdown->add_option("NAME", shutdown_name, "job name")->required();
   shutdown->add_flag("--force", shutdown_force, "power off even while another job uses the box");
   shutdown->callback([&] { action = [&] { return cmd_shutdown(g, shutdown_name, shutdown_force); }; });
+  add_check_command(app, g, action);
+  add_restore_command(app, g, action);
 
   std::string notify_name;
   auto* notify_cmd = app.add_subcommand("notify", "notification channels");
@@ -599,6 +607,8 @@ int run(int argc, char** argv) {
       notify_cmd->add_subcommand("test", "send a test message through every channel of a job (or of all jobs)");
   notify_test_cmd->add_option("NAME", notify_name, "job name (default: every job)");
   notify_test_cmd->callback([&] { action = [&] { return cmd_notify_test(g, notify_name); }; });
+
+  add_schedule_command(app, g, action);
 
   try {
     app.parse(argc, argv);

@@ -67,11 +67,20 @@ StateStore open_state(const Globals& g, const Config* config);
 /// The job with this name, or leave() with exit 2 and a did-you-mean hint.
 const Job& find_job(const Config& config, const std::string& name);
 
+/// `hozo check`: online preflight of jobs, transfers no data (src/cli_check.cpp).
+void add_check_command(CLI::App& app, Globals& g, Action& action);
+
 /// NAME... or --all (exactly one of them), resolved to jobs; leaves with exit 2 otherwise.
 std::vector<const Job*> select_jobs(const Config& config, const std::vector<std::string>& names, bool all);
 
+/// `hozo restore`: pull a backup back from the box (src/cli_restore.cpp).
+void add_restore_command(CLI::App& app, Globals& g, Action& action);
+
 /// Pretty-printed JSON on stdout.
 void print_json(const nlohmann::json& j);
+
+/// `hozo schedule`: timer drop-ins or cron lines from the jobs' schedules (src/cli_schedule.cpp).
+void add_schedule_command(CLI::App& app, Globals& g, Action& action);
 
 /// Runs the CLI (hozo::run_cli forwards here).
 int run(int argc, char** argv);

@@ -266,17 +266,34 @@ std::optional<std::chrono::system_clock::time_point> Schedule::next_run(std::chr
                       day(static_cast<unsigned>(tm.tm_mday))};
   const int start_secs = tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
 
-  const auto to_time_point = [&](const year_month_day& d, int h, int m, int s) -> system_clock::time_point {
+  // The first instant after `after` whose wall time in `zone` is d h:m:s. Like systemd timers, a
+  // local time skipped by a DST change has none (that day is skipped) and one that happens twice
+  // counts its first occurrence.
+  const auto to_time_point = [&](const year_month_day& d, int h, int m,
+                                 int s) -> std::optional<system_clock::time_point> {
     if (zone == TimeZone::utc) return sys_days(d) + hours(h) + minutes(m) + seconds(s);
-    std::tm local{};
-    local.tm_year = static_cast<int>(d.year()) - 1900;
-    local.tm_mon = static_cast<int>(static_cast<unsigned>(d.month())) - 1;
-    local.tm_mday = static_cast<int>(static_cast<unsigned>(d.day()));
-    local.tm_hour = h;
-    local.tm_min = m;
-    local.tm_sec = s;
-    local.tm_isdst = -1;
-    return system_clock::from_time_t(std::mktime(&local));
+    std::optional<system_clock::time_point> best;
+    for (const int isdst : {0, 1}) {
+      std::tm local{};
+      local.tm_year = static_cast<int>(d.year()) - 1900;
+      local.tm_mon = static_cast<int>(static_cast<unsigned>(d.month())) - 1;
+      local.tm_mday = static_cast<int>(static_cast<unsigned>(d.day()));
+      local.tm_hour = h;
+      local.tm_min = m;
+      local.tm_sec = s;
+      local.tm_isdst = isdst;
+      const std::tm wanted = local;  // mktime normalizes its argument
+      const std::time_t t = std::mktime(&local);
+      std::tm back{};
+      if (t == static_cast<std::time_t>(-1) || localtime_r(&t, &back) == nullptr) continue;
+      if (back.tm_year != wanted.tm_year || back.tm_mon != wanted.tm_mon || back.tm_mday != wanted.tm_mday ||
+          back.tm_hour != h || back.tm_min != m || back.tm_sec != s) {
+        continue;  // not this wall time (no such time, or not with this DST flag)
+      }
+      const auto tp = system_clock::from_time_t(t);
+      if (tp > after && (!best || tp < *best)) best = tp;
+    }
+    return best;
   };
 
   constexpr int kMaxDays = 366 * 30;
@@ -294,7 +311,7 @@ std::optional<std::chrono::system_clock::time_point> Schedule::next_run(std::chr
         for (int s = 0; s < 60; ++s) {
           if (h * 3600 + m * 60 + s < floor_secs || !matches(mon, dom, wd, h, m, s)) continue;
           const auto tp = to_time_point(d, h, m, s);
-          if (tp > after) return tp;
+          if (tp && *tp > after) return tp;
         }
       }
     }

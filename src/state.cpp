@@ -240,10 +240,67 @@ void from_json(const json& j, RunRecord& v) {
                              "shutdown", "notifications", "pid", "pid_start_ticks", "hostname", "log_file"});
 }
 
+void to_json(json& j, const RestoreRecord& v) {
+  j = start_object(v.extra);
+  j["restore_id"] = v.restore_id;
+  j["job"] = v.job;
+  j["started"] = v.started;
+  j["finished"] = v.finished;
+  j["duration_seconds"] = v.duration_seconds;
+  j["outcome"] = v.outcome;
+  j["exit_code"] = v.exit_code;
+  j["failed_stage"] = v.failed_stage;
+  j["error"] = v.error;
+  j["source"] = v.source;
+  j["backup"] = v.backup;
+  j["target"] = v.target;
+  j["snapshot"] = v.snapshot;
+  j["restored_snapshot"] = v.restored_snapshot;
+  j["in_place"] = v.in_place;
+  j["woke_host"] = v.woke_host;
+  j["was_up_before"] = v.was_up_before;
+  j["shutdown"] = v.shutdown;
+  j["pid"] = v.pid;
+  j["pid_start_ticks"] = v.pid_start_ticks;
+  j["hostname"] = v.hostname;
+}
+
+void from_json(const json& j, RestoreRecord& v) {
+  require_object(j, "a restore");
+  v = RestoreRecord{};
+  read_field(j, "restore_id", v.restore_id);
+  read_field(j, "job", v.job);
+  read_field(j, "started", v.started);
+  read_field(j, "finished", v.finished);
+  read_field(j, "duration_seconds", v.duration_seconds);
+  read_field(j, "outcome", v.outcome);
+  read_field(j, "exit_code", v.exit_code);
+  read_field(j, "failed_stage", v.failed_stage);
+  read_field(j, "error", v.error);
+  read_field(j, "source", v.source);
+  read_field(j, "backup", v.backup);
+  read_field(j, "target", v.target);
+  read_field(j, "snapshot", v.snapshot);
+  read_field(j, "restored_snapshot", v.restored_snapshot);
+  read_field(j, "in_place", v.in_place);
+  read_field(j, "woke_host", v.woke_host);
+  read_field(j, "was_up_before", v.was_up_before);
+  read_field(j, "shutdown", v.shutdown);
+  read_field(j, "pid", v.pid);
+  read_field(j, "pid_start_ticks", v.pid_start_ticks);
+  read_field(j, "hostname", v.hostname);
+  v.extra = unknown_keys(j, {"restore_id", "job", "started", "finished", "duration_seconds", "outcome", "exit_code",
+                             "failed_stage", "error", "source", "backup", "target", "snapshot", "restored_snapshot",
+                             "in_place", "woke_host", "was_up_before", "shutdown", "pid", "pid_start_ticks",
+                             "hostname"});
+}
+
 void to_json(json& j, const JobState& v) {
   j = start_object(v.extra);
   j["runs"] = v.runs;
   if (const auto* last = v.last()) j["last"] = *last;
+  // Only when there is one, so a job that was never restored looks exactly as before.
+  if (!v.restores.empty()) j["restores"] = v.restores;
 }
 
 void from_json(const json& j, JobState& v) {
@@ -253,7 +310,11 @@ void from_json(const json& j, JobState& v) {
     if (!it->is_array()) shape_error(*it, "runs must be an array");
     it->get_to(v.runs);
   }
-  v.extra = unknown_keys(j, {"runs", "last"});
+  if (const auto it = j.find("restores"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) shape_error(*it, "restores must be an array");
+    it->get_to(v.restores);
+  }
+  v.extra = unknown_keys(j, {"runs", "last", "restores"});
 }
 
 const RunRecord* JobState::last() const noexcept { return runs.empty() ? nullptr : &runs.back(); }
@@ -654,6 +715,95 @@ Result<RunRecord> StateStore::finish_run(const RunRecord& run) {
     }
   }
   if (auto stored = update_run(done); !stored) return std::move(stored).error();
+  return done;
+}
+
+namespace {
+
+/// A restore whose process is gone is marked interrupted (same test as for runs).
+bool resolve_orphaned_restore(RestoreRecord& restore) {
+  RunRecord probe;
+  probe.outcome = restore.outcome;
+  probe.pid = restore.pid;
+  probe.pid_start_ticks = restore.pid_start_ticks;
+  probe.hostname = restore.hostname;
+  if (!resolve_orphaned(probe)) return false;
+  restore.outcome = probe.outcome;
+  restore.exit_code = probe.exit_code;
+  if (restore.error.empty()) restore.error = probe.error;
+  return true;
+}
+
+void normalize_restores(JobState& job, std::size_t limit) {
+  std::stable_sort(job.restores.begin(), job.restores.end(), [](const RestoreRecord& a, const RestoreRecord& b) {
+    return run_id_less(a.restore_id, b.restore_id);
+  });
+  if (job.restores.size() > limit) {
+    job.restores.erase(job.restores.begin(),
+                       job.restores.begin() + static_cast<std::ptrdiff_t>(job.restores.size() - limit));
+  }
+}
+
+}  // namespace
+
+Result<RestoreRecord> StateStore::begin_restore(std::string_view job) {
+  if (job.empty()) return make_error(ExitCode::software, "begin_restore: empty job name");
+  const auto started = now();
+  RestoreRecord restore;
+  restore.job = std::string(job);
+  restore.started = iso8601_utc(started);
+  restore.outcome = RunOutcome::running;
+  restore.pid = static_cast<std::int64_t>(::getpid());
+  restore.pid_start_ticks = process_start_ticks(restore.pid).value_or(0);
+  restore.hostname = this_hostname();
+  auto stored = mutate([&](Document& doc) -> Result<void> {
+    auto& state = doc.jobs[restore.job];
+    std::set<std::string, std::less<>> taken;
+    for (auto& r : state.restores) {
+      taken.insert(r.restore_id);
+      resolve_orphaned_restore(r);
+    }
+    const auto base = make_run_id(started, restore.pid);
+    restore.restore_id = base;
+    for (unsigned n = 2; taken.contains(restore.restore_id); ++n) restore.restore_id = fmt::format("{}-{}", base, n);
+    state.restores.push_back(restore);
+    normalize_restores(state, history_limit_);
+    return ok();
+  });
+  if (!stored) return std::move(stored).error();
+  return restore;
+}
+
+Result<RestoreRecord> StateStore::update_restore(const RestoreRecord& restore) {
+  if (restore.job.empty() || restore.restore_id.empty()) {
+    return make_error(ExitCode::software, "update_restore: the record has no job name or restore id");
+  }
+  RestoreRecord done = restore;
+  if (done.outcome != RunOutcome::running) {
+    if (done.finished.empty()) done.finished = iso8601_utc(now());
+    if (done.duration_seconds <= 0.0) {
+      const auto start = parse_iso8601_utc(done.started);
+      const auto end = parse_iso8601_utc(done.finished);
+      if (start && end && *end >= *start) done.duration_seconds = std::chrono::duration<double>(*end - *start).count();
+    }
+  }
+  auto stored = mutate([&](Document& doc) -> Result<void> {
+    auto& state = doc.jobs[done.job];
+    bool found = false;
+    for (auto& existing : state.restores) {
+      if (existing.restore_id != done.restore_id) continue;
+      json extra = existing.extra;
+      extra.update(done.extra);
+      existing = done;
+      existing.extra = std::move(extra);
+      found = true;
+      break;
+    }
+    if (!found) state.restores.push_back(done);
+    normalize_restores(state, history_limit_);
+    return ok();
+  });
+  if (!stored) return std::move(stored).error();
   return done;
 }
 

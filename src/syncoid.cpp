@@ -268,10 +268,18 @@ SyncoidSshTrust syncoid_trust_for(const Job& job, std::string key_path, std::str
   return trust;
 }
 
-Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const DatasetPair& pair,
-                                                    const SyncoidSshTrust& trust) {
+namespace {
+
+/// Which way the data flows: the backup (local -> box) or a restore (box -> local).
+enum class Direction { push, pull };
+
+/// Program path, ssh trust and the mapped job.syncoid options, in the push argv's order. The pull
+/// leaves out what describes the backup side only (bandwidth limits, identifier, bookmarks,
+/// recvoptions) and always adds --no-sync-snap.
+Result<void> append_options(const Job& job, bool recursive, const SyncoidSshTrust& trust, Direction direction,
+                            std::vector<std::string>& argv) {
   const SyncoidSettings& s = job.syncoid;
-  std::vector<std::string> argv;
+  const bool push = direction == Direction::push;
   argv.reserve(24 + s.exclude.size() + s.extra_args.size());
 
   if (s.path.empty() || s.path.front() == '-' || has_control(s.path)) {
@@ -299,21 +307,21 @@ Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const Datase
   argv.push_back(fmt::format("--sshoption=ServerAliveInterval={}", trust.server_alive_interval.count()));
   argv.push_back(fmt::format("--sshoption=ServerAliveCountMax={}", trust.server_alive_count_max));
 
-  if (pair.recursive) argv.emplace_back("--recursive");
+  if (recursive) argv.emplace_back("--recursive");
   if (job.no_privilege_elevation) argv.emplace_back("--no-privilege-elevation");
   if (!s.compress.empty()) {
     if (auto r = check_compress(s.compress); !r) return std::move(r).error();
     argv.push_back("--compress=" + s.compress);
   }
-  if (!s.source_bwlimit.empty()) {
+  if (push && !s.source_bwlimit.empty()) {
     if (auto r = check_bwlimit("source_bwlimit", s.source_bwlimit); !r) return std::move(r).error();
     argv.push_back("--source-bwlimit=" + s.source_bwlimit);
   }
-  if (!s.target_bwlimit.empty()) {
+  if (push && !s.target_bwlimit.empty()) {
     if (auto r = check_bwlimit("target_bwlimit", s.target_bwlimit); !r) return std::move(r).error();
     argv.push_back("--target-bwlimit=" + s.target_bwlimit);
   }
-  if (!s.identifier.empty()) {
+  if (push && !s.identifier.empty()) {
     if (!all_of_chars(s.identifier, "-_:.")) {
       return make_error(ExitCode::config, "syncoid: identifier \"{}\" may contain only A-Z a-z 0-9 - _ : .",
                         printable(s.identifier));
@@ -327,21 +335,21 @@ Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const Datase
     }
     argv.push_back("--exclude=" + pattern);
   }
-  if (s.create_bookmark) {
+  if (push && s.create_bookmark) {
     if (!s.no_sync_snap) {
       return make_error(ExitCode::config,
                         "syncoid: create_bookmark only works together with no_sync_snap (syncoid 2.1.0 ignores it otherwise)");
     }
     argv.emplace_back("--create-bookmark");
   }
-  if (s.no_sync_snap) argv.emplace_back("--no-sync-snap");
+  if (s.no_sync_snap || !push) argv.emplace_back("--no-sync-snap");
   if (!s.sendoptions.empty()) {
-    if (auto r = check_special_options("sendoptions", s.sendoptions, "DLPRcehpvw", pair.recursive); !r) {
+    if (auto r = check_special_options("sendoptions", s.sendoptions, "DLPRcehpvw", recursive); !r) {
       return std::move(r).error();
     }
     argv.push_back("--sendoptions=" + s.sendoptions);
   }
-  if (!s.recvoptions.empty()) {
+  if (push && !s.recvoptions.empty()) {
     if (auto r = check_special_options("recvoptions", s.recvoptions, "hoxuv", false); !r) return std::move(r).error();
     argv.push_back("--recvoptions=" + s.recvoptions);
   }
@@ -349,7 +357,15 @@ Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const Datase
     if (auto r = check_extra_arg(arg); !r) return std::move(r).error();
     argv.push_back(arg);
   }
+  return ok();
+}
 
+}  // namespace
+
+Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const DatasetPair& pair,
+                                                    const SyncoidSshTrust& trust) {
+  std::vector<std::string> argv;
+  if (auto r = append_options(job, pair.recursive, trust, Direction::push, argv); !r) return std::move(r).error();
   if (auto r = validate_dataset_name(pair.source); !r) {
     return make_error(ExitCode::config, "syncoid source: {}", r.error().message);
   }
@@ -360,6 +376,25 @@ Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const Datase
   if (auto r = check_host(job.target_host); !r) return std::move(r).error();
   argv.push_back(pair.source);
   argv.push_back(job.ssh_user + "@" + job.target_host + ":" + pair.target);
+  return argv;
+}
+
+Result<std::vector<std::string>> build_syncoid_pull_argv(const Job& job, std::string_view remote_dataset,
+                                                         std::string_view local_dataset, const SyncoidSshTrust& trust,
+                                                         const SyncoidPullOptions& options) {
+  std::vector<std::string> argv;
+  if (auto r = append_options(job, options.recursive, trust, Direction::pull, argv); !r) return std::move(r).error();
+  if (options.force_delete) argv.emplace_back("--force-delete");
+  if (auto r = validate_dataset_name(remote_dataset); !r) {
+    return make_error(ExitCode::usage, "syncoid source (on the box): {}", r.error().message);
+  }
+  if (auto r = validate_dataset_name(local_dataset); !r) {
+    return make_error(ExitCode::usage, "syncoid target (local): {}", r.error().message);
+  }
+  if (auto r = check_user(job.ssh_user); !r) return std::move(r).error();
+  if (auto r = check_host(job.target_host); !r) return std::move(r).error();
+  argv.push_back(job.ssh_user + "@" + job.target_host + ":" + std::string(remote_dataset));
+  argv.emplace_back(local_dataset);
   return argv;
 }
 

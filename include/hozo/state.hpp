@@ -6,6 +6,8 @@
 //     "jobs": { "<job>": { "last": {<newest run>}, "runs": [ {<run>}, ... oldest first ] } } }
 // "last" is a convenience copy for people and scripts (jq .jobs.nightly.last.outcome); it is
 // ignored on read. Unknown keys are kept and written back; missing keys take their defaults.
+// A job that was restored from also has "restores": [ {<restore>}, ... oldest first ] (older hozo
+// versions keep that key as an unknown one).
 //
 // Safety: every mutation takes flock(LOCK_EX) on state.json.lock, re-reads the file, changes one job
 // only and writes through write_file_atomic (temp, fsync, rename, fsync dir); readers take LOCK_SH.
@@ -107,9 +109,37 @@ struct RunRecord {
   bool operator==(const RunRecord&) const = default;
 };
 
+/// One `hozo restore` of a job (kept apart from the backup runs: a restore is not a backup result).
+struct RestoreRecord {
+  std::string restore_id;  ///< unique and sortable, like a run id
+  std::string job;
+  std::string started;   ///< UTC ISO-8601
+  std::string finished;  ///< UTC ISO-8601; empty while running
+  double duration_seconds = 0.0;
+  RunOutcome outcome = RunOutcome::running;
+  int exit_code = 0;
+  std::string failed_stage;  ///< empty when none
+  std::string error;
+  std::string source;           ///< the job's local source dataset
+  std::string backup;           ///< the dataset on the box restored from
+  std::string target;           ///< the local dataset written
+  std::string snapshot;         ///< the requested snapshot (part after '@'); empty = newest
+  std::string restored_snapshot;  ///< the snapshot the restored copy ends on (verified by GUID)
+  bool in_place = false;        ///< target is the live source (--in-place)
+  bool woke_host = false;
+  bool was_up_before = false;
+  ShutdownResult shutdown;
+  std::int64_t pid = 0;
+  std::uint64_t pid_start_ticks = 0;
+  std::string hostname;
+  nlohmann::json extra = nlohmann::json::object();
+  bool operator==(const RestoreRecord&) const = default;
+};
+
 /// One job's entry: its runs, oldest first, at most the history limit.
 struct JobState {
   std::vector<RunRecord> runs;
+  std::vector<RestoreRecord> restores;  ///< `hozo restore` runs, oldest first, at most the history limit
   nlohmann::json extra = nlohmann::json::object();
   /// The newest run (possibly still running); nullptr when there is none.
   [[nodiscard]] const RunRecord* last() const noexcept;
@@ -130,6 +160,8 @@ void to_json(nlohmann::json& j, const NotificationResult& v);
 void from_json(const nlohmann::json& j, NotificationResult& v);
 void to_json(nlohmann::json& j, const RunRecord& v);
 void from_json(const nlohmann::json& j, RunRecord& v);
+void to_json(nlohmann::json& j, const RestoreRecord& v);
+void from_json(const nlohmann::json& j, RestoreRecord& v);
 void to_json(nlohmann::json& j, const JobState& v);
 void from_json(const nlohmann::json& j, JobState& v);
 void to_json(nlohmann::json& j, RunOutcome v);
@@ -187,6 +219,13 @@ class StateStore {
   /// Stores a finished `run`: fills `finished` (now) and `duration_seconds` when unset.
   /// The outcome must not be running (Error{software}). Returns the record as stored.
   Result<RunRecord> finish_run(const RunRecord& run);
+
+  /// Registers a restore of `job` as running (id, start time, pid, hostname) and returns it;
+  /// restores of that job whose process is gone are marked interrupted.
+  Result<RestoreRecord> begin_restore(std::string_view job);
+  /// Stores `restore` (matched by job + restore id; inserted if missing); a finished one gets
+  /// `finished` and `duration_seconds` filled when unset. Returns the record as stored.
+  Result<RestoreRecord> update_restore(const RestoreRecord& restore);
 
   /// One job's state with orphaned runs shown as interrupted (not persisted); empty when unknown.
   Result<JobState> job(std::string_view name) const;

@@ -42,6 +42,21 @@ SyncoidSshTrust syncoid_trust_for(const Job& job, std::string key_path, std::str
 Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const DatasetPair& pair,
                                                     const SyncoidSshTrust& trust);
 
+/// The restore (pull) direction's own switches.
+struct SyncoidPullOptions {
+  bool recursive = false;     ///< --recursive (the job's dataset pair)
+  bool force_delete = false;  ///< --force-delete (hozo restore --in-place --force-delete)
+};
+
+/// The syncoid argv pulling USER@HOST:REMOTE_DATASET back into LOCAL_DATASET (`hozo restore`):
+/// the same ssh trust, no_privilege_elevation, compress, exclude, sendoptions and extra_args as
+/// build_syncoid_argv, always --no-sync-snap (nothing is created on the backup); the settings that
+/// describe the backup's side only (source/target_bwlimit, identifier, create_bookmark,
+/// recvoptions) are left out. Invalid dataset names are usage errors.
+Result<std::vector<std::string>> build_syncoid_pull_argv(const Job& job, std::string_view remote_dataset,
+                                                         std::string_view local_dataset, const SyncoidSshTrust& trust,
+                                                         const SyncoidPullOptions& options);
+
 /// How a syncoid run ended.
 enum class SyncoidStatus {
   ok,         ///< exit 0

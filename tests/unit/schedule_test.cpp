@@ -2,6 +2,12 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
 
 #include "hozo/schedule.hpp"
 #include "hozo/util/time.hpp"
@@ -207,3 +213,191 @@ TEST(Schedule, NextRunUsesOwnZoneByDefault) {
 }
 
 TEST(Schedule, TextIsKept) { EXPECT_EQ(parsed("  weekly Sunday 03:00 ").text(), "weekly Sunday 03:00"); }
+
+// ------------------------------------------------------------------------------ conversions (more)
+
+TEST(Schedule, ConversionsOfEveryForm) {
+  // What `hozo schedule` writes into timer drop-ins and /etc/cron.d lines.
+  EXPECT_EQ(oncalendar("weekly Sat 23:15"), "Sat *-*-* 23:15:00 UTC");
+  EXPECT_EQ(cron("weekly Sat 23:15"), "15 23 * * 6");
+  EXPECT_EQ(oncalendar("@daily"), "*-*-* 00:00:00");
+  EXPECT_EQ(oncalendar("@weekly"), "Sun *-*-* 00:00:00");
+  EXPECT_EQ(oncalendar("@monthly"), "*-*-01 00:00:00");
+  EXPECT_EQ(oncalendar("@hourly"), "*-*-* *:00:00");
+  EXPECT_EQ(oncalendar("0 3 1,15 * *"), "*-*-01,15 03:00:00");
+  EXPECT_EQ(oncalendar("0 3 * 1-6 *"), "*-01..06-* 03:00:00");
+  EXPECT_EQ(oncalendar("15,45 */6 * * *"), "*-*-* 00/6:15,45:00");
+  EXPECT_EQ(cron("*-*-* 00/6:15,45"), "15,45 */6 * * *");
+  EXPECT_EQ(cron("monthly"), "0 0 1 * *");
+  EXPECT_EQ(cron("quarterly"), "0 0 1 */3 *");
+  EXPECT_EQ(cron("Sat,Sun 04:00 UTC"), "0 4 * * 0,6");
+  EXPECT_EQ(cron("daily UTC"), "0 0 * * *");
+  EXPECT_EQ(parsed("daily UTC").zone(), TimeZone::utc);
+  // Round trips: cron -> OnCalendar -> cron.
+  for (const auto* text : {"30 2 * * 1-5", "0 4 * * 0,6", "*/15 * * * *", "0 0 1 1 *", "5 1 10-20 * *"}) {
+    EXPECT_EQ(cron(oncalendar(text)), cron(text)) << text;
+  }
+}
+
+TEST(Schedule, ConversionsThatCannotWork) {
+  // cron ORs a restricted day of month with a restricted weekday; one OnCalendar line cannot.
+  const auto either = parsed("0 0 13 * 5").to_oncalendar();
+  ASSERT_FALSE(either.ok());
+  EXPECT_EQ(either.error().code, ExitCode::config);
+  EXPECT_NE(either.error().message.find("OR"), std::string::npos);
+  // OnCalendar ANDs them; cron would OR them. Seconds other than :00 do not exist in cron.
+  EXPECT_FALSE(parsed("Fri *-*-13 00:00").to_cron().ok());
+  EXPECT_FALSE(parsed("*-*-* *:*:00/30").to_cron().ok());
+  EXPECT_EQ(oncalendar("*-*-* *:*:00/30"), "*-*-* *:*:00,30");
+  // Manual schedules have neither form.
+  EXPECT_EQ(Schedule{}.to_oncalendar().error().code, ExitCode::config);
+  EXPECT_EQ(Schedule{}.to_cron().error().code, ExitCode::config);
+  // Invalid schedules never get that far.
+  for (const auto* text : {"daily 25:00", "weekly Someday 01:00", "0 0 * * * *", "*-*-* 03:00 PST", "@reboot",
+                           "Mon..Fun 00:00", "*-*-32 00:00", "dail 02:00"}) {
+    EXPECT_FALSE(parse_schedule(text).ok()) << text;
+  }
+}
+
+namespace {
+
+/// Local wall time of `t` as "YYYY-MM-DD HH:MM:SS" (the format systemd-analyze prints).
+std::string local_wall(SystemTime t) {
+  const std::time_t tt = system_clock::to_time_t(t);
+  std::tm tm{};
+  localtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+}  // namespace
+
+TEST(Schedule, NextRunInLocalTimeWithDst) {
+  // US Eastern as a POSIX rule (no tzdata needed): DST from the 2nd Sunday of March 02:00 to
+  // the 1st Sunday of November 02:00.
+  const ScopedTz tz("EST5EDT,M3.2.0,M11.1.0");
+  const auto s = parsed("*-*-* 03:00");  // local
+  EXPECT_EQ(iso8601_utc(*s.next_run(at("2024-01-10T00:00:00Z"))), "2024-01-10T08:00:00Z");  // EST
+  EXPECT_EQ(iso8601_utc(*s.next_run(at("2024-07-10T00:00:00Z"))), "2024-07-10T07:00:00Z");  // EDT
+  EXPECT_EQ(local_wall(*s.next_run(at("2024-03-10T00:00:00Z"))), "2024-03-10 03:00:00");
+  // Legacy forms stay UTC whatever TZ says.
+  EXPECT_EQ(iso8601_utc(*parsed("daily 03:00").next_run(at("2024-07-10T00:00:00Z"))), "2024-07-10T03:00:00Z");
+  // 02:30 does not exist on 2024-03-10 (02:00 EST -> 03:00 EDT): like systemd, skip that day.
+  EXPECT_EQ(local_wall(*parsed("*-*-* 02:30").next_run(at("2024-03-09T20:00:00Z"))), "2024-03-11 02:30:00");
+  // 01:30 happens twice on 2024-11-03: like systemd, the first (EDT) one, once.
+  const auto twice = parsed("*-*-* 01:30");
+  const auto first = twice.next_run(at("2024-11-03T00:00:00Z"));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(iso8601_utc(*first), "2024-11-03T05:30:00Z");
+  EXPECT_EQ(iso8601_utc(*twice.next_run(*first)), "2024-11-04T06:30:00Z");
+}
+
+// ------------------------------------------------------------------------------ systemd agrees
+
+namespace {
+
+struct Shell {
+  int status = -1;
+  std::string out;
+};
+
+Shell shell(const std::string& command) {
+  Shell r;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int raw = ::pclose(p);
+  if (raw != -1 && WIFEXITED(raw)) r.status = WEXITSTATUS(raw);
+  return r;
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// What `systemd-analyze calendar` says: the normalized form and the elapse times in UTC
+/// ("YYYY-MM-DD HH:MM:SS").
+struct SystemdCalendar {
+  std::string normalized;
+  std::vector<std::string> elapses_utc;
+  std::string raw;
+};
+
+SystemdCalendar systemd_calendar(const std::string& tz, const std::string& expr, SystemTime base, int iterations) {
+  SystemdCalendar c;
+  const auto epoch = duration_cast<seconds>(base.time_since_epoch()).count();
+  const auto r = shell("TZ=" + quoted(tz) + " systemd-analyze calendar --base-time=@" + std::to_string(epoch) +
+                       " --iterations=" + std::to_string(iterations) + " " + quoted(expr));
+  c.raw = r.out;
+  static const std::regex normalized(R"(^\s*Normalized form: (.*)$)");
+  static const std::regex elapse(R"(^\s*(Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) .*$)");
+  static const std::regex in_utc(R"(^\s*\(in UTC\): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC$)");
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, normalized)) {
+      c.normalized = m[1].str();
+    } else if (std::regex_match(line, m, elapse)) {
+      c.elapses_utc.push_back(m[2].str());  // local wall time unless TZ is UTC; replaced below
+    } else if (std::regex_match(line, m, in_utc) && !c.elapses_utc.empty()) {
+      c.elapses_utc.back() = m[1].str();
+    }
+  }
+  return c;
+}
+
+std::string utc_wall(SystemTime t) {
+  auto s = iso8601_utc(t);  // 2024-05-01T03:00:00Z
+  s[10] = ' ';
+  s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+// hozo's OnCalendar output is what systemd normalizes it to, and systemd's next elapse times are
+// hozo's next runs, in UTC and in a local zone with DST (TZ set for both).
+TEST(ScheduleSystemd, CalendarAgreesWithSystemdAnalyze) {
+  if (shell("command -v systemd-analyze").status != 0) GTEST_SKIP() << "systemd-analyze is not installed";
+  const std::vector<std::string> schedules{
+      "daily 02:00",     "weekly Sunday 03:00", "30 2 * * 1-5",     "*/15 * * * *",     "0 4 * * sat,sun",
+      "@monthly",        "quarterly",           "Sat..Mon 04:00",   "*-*-* 01..03:00",  "*-02-29 00:00",
+      "Fri *-*-13 00:00", "*-*-* 02:30",        "*-*-* 01:30",      "0 */6 * * *",      "*-*-* *:30:00",
+      "15,45 1 * * *",   "*-12-31 23:59:59",    "5/20 * * * *",     "daily UTC",        "Mon..Fri 22:00 UTC",
+      "0 0 1 1 *",       "semiannually",        "*-01..03-01 00:00", "0 9-17/2 * * *"};
+  const std::vector<SystemTime> bases{at("2024-05-01T00:00:00Z"), at("2024-03-09T20:00:00Z"),
+                                      at("2024-11-02T12:00:00Z"), at("2025-02-27T10:11:12Z")};
+  constexpr int kIterations = 8;
+  int compared = 0;
+  for (const char* zone : {"UTC", "EST5EDT,M3.2.0,M11.1.0"}) {
+    const ScopedTz tz(zone);
+    for (const auto& text : schedules) {
+      const auto s = parsed(text);
+      const auto expr = s.to_oncalendar();
+      ASSERT_TRUE(expr.ok()) << text << ": " << expr.error().message;
+      for (const auto base : bases) {
+        const auto sd = systemd_calendar(zone, *expr, base, kIterations);
+        EXPECT_EQ(sd.normalized, *expr) << text << " (TZ=" << zone << ")\n" << sd.raw;
+        EXPECT_EQ(sd.elapses_utc.size(), static_cast<std::size_t>(kIterations)) << text << "\n" << sd.raw;
+        std::vector<std::string> ours;
+        auto t = base;
+        for (int i = 0; i < kIterations; ++i) {
+          const auto next = s.next_run(t);
+          if (!next) break;
+          ours.push_back(utc_wall(*next));
+          t = *next;
+        }
+        EXPECT_EQ(ours, sd.elapses_utc) << text << " = " << *expr << " (TZ=" << zone << ", after "
+                                        << iso8601_utc(base) << ")\n"
+                                        << sd.raw;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_EQ(compared, 2 * 24 * 4);
+}

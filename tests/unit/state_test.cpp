@@ -735,3 +735,89 @@ TEST(StateStore, TwoHundredJobsReadInOnePass) {
   const auto w_took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - w_start);
   std::cout << "begin_run on that file: " << w_took.count() << " ms\n";
 }
+
+// ------------------------------------------------------------------ restores (hozo restore)
+
+TEST(StateStore, RestoresAreRecordedApartFromRuns) {
+  TempDir tmp;
+  const auto path = tmp.path() / "state.json";
+  auto store = open_store(path);
+  auto run = store.begin_run("nightly");
+  ASSERT_TRUE(run);
+  run->outcome = RunOutcome::success;
+  ASSERT_TRUE(store.finish_run(*run));
+
+  auto begun = store.begin_restore("nightly");
+  ASSERT_TRUE(begun) << begun.error().message;
+  EXPECT_EQ(begun->outcome, RunOutcome::running);
+  EXPECT_FALSE(begun->restore_id.empty());
+  EXPECT_EQ(begun->pid, static_cast<std::int64_t>(::getpid()));
+  RestoreRecord r = *begun;
+  r.source = "tank/data";
+  r.backup = "box:backup/data";
+  r.target = "tank/data-restore-20261201-000000";
+  r.snapshot = "autosnap_1";
+  r.restored_snapshot = "tank/data-restore-20261201-000000@autosnap_1";
+  r.woke_host = true;
+  r.shutdown = {ShutdownOutcome::done, "sent"};
+  r.outcome = RunOutcome::success;
+  auto stored = store.update_restore(r);
+  ASSERT_TRUE(stored) << stored.error().message;
+  EXPECT_FALSE(stored->finished.empty());
+
+  auto state = store.job("nightly");
+  ASSERT_TRUE(state);
+  ASSERT_EQ(state->restores.size(), 1U);
+  EXPECT_EQ(state->restores[0], *stored);
+  // The backup runs (status, history, "last") are not affected by a restore.
+  ASSERT_EQ(state->runs.size(), 1U);
+  EXPECT_EQ(read_json(path).at("jobs").at("nightly").at("last").at("run_id"), run->run_id);
+  EXPECT_EQ(read_json(path).at("jobs").at("nightly").at("restores").at(0).at("target"), r.target);
+
+  // A second restore in the same second still gets its own id.
+  auto second = store.begin_restore("nightly");
+  ASSERT_TRUE(second);
+  EXPECT_NE(second->restore_id, r.restore_id);
+  EXPECT_EQ(store.job("nightly")->restores.size(), 2U);
+}
+
+TEST(StateStore, OldFilesWithoutRestoresLoadAndUnknownRestoreKeysSurvive) {
+  TempDir tmp;
+  const auto path = tmp.path() / "state.json";
+  const json seeded = json::parse(R"({
+    "format": "hozo-state", "version": 1,
+    "jobs": {
+      "old": {"runs": [{"run_id": "20200101T000000Z-1", "job": "old", "outcome": "success"}]},
+      "restored": {"runs": [], "restores": [{"restore_id": "20200101T000000Z-2", "job": "restored",
+                                             "outcome": "success", "future_key": [1, 2]}]}
+    }})");
+  ASSERT_TRUE(write_file_atomic(path, seeded.dump()));
+  auto store = open_store(path);
+  auto old = store.job("old");
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->restores.empty());
+  ASSERT_TRUE(store.begin_restore("restored"));
+  const auto j = read_json(path);
+  EXPECT_FALSE(j.at("jobs").at("old").contains("restores"));  // a never-restored job looks as before
+  ASSERT_EQ(j.at("jobs").at("restored").at("restores").size(), 2U);
+  EXPECT_EQ(j.at("jobs").at("restored").at("restores").at(0).at("future_key"), json::parse("[1, 2]"));
+}
+
+TEST(StateStore, RestoreOfADeadProcessIsInterruptedAndRestoresAreBounded) {
+  TempDir tmp;
+  auto store = StateStore::open(tmp.path() / "state.json", 3).value();
+  RestoreRecord dead;
+  dead.restore_id = "20200101T000000Z-1";
+  dead.job = "j";
+  dead.outcome = RunOutcome::running;
+  dead.pid = 999999999;  // no such process
+  ASSERT_TRUE(store.update_restore(dead));
+  ASSERT_TRUE(store.begin_restore("j"));
+  auto state = store.job("j").value();
+  ASSERT_EQ(state.restores.size(), 2U);
+  EXPECT_EQ(state.restores[0].outcome, RunOutcome::interrupted);
+  EXPECT_EQ(state.restores[0].exit_code, 130);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store.begin_restore("j"));
+  EXPECT_EQ(store.job("j")->restores.size(), 3U);
+  EXPECT_TRUE(store.update_restore(RestoreRecord{}).error().code == ExitCode::software);
+}

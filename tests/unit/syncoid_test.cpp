@@ -322,3 +322,67 @@ TEST(SyncoidClassify, RetryDecisions) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ pull direction (hozo restore)
+
+TEST(SyncoidPullArgv, SameTrustNoSyncSnapRemoteFirst) {
+  Job job = base_job();
+  job.no_privilege_elevation = true;
+  const auto push = build_ok(job, {"tank/data", "backup/data", true});
+  SyncoidPullOptions pull;
+  pull.recursive = true;
+  auto argv = build_syncoid_pull_argv(job, "backup/data", "tank/data-restore-20261201-000000", base_trust(job), pull);
+  ASSERT_TRUE(argv.ok()) << argv.error().message;
+  // Everything up to --no-privilege-elevation (program, ssh trust, --recursive) is the push's.
+  const auto npe = std::find(push.begin(), push.end(), "--no-privilege-elevation");
+  ASSERT_NE(npe, push.end());
+  const auto n = static_cast<std::size_t>(npe - push.begin()) + 1;
+  ASSERT_GE(argv->size(), n);
+  EXPECT_TRUE(std::equal(push.begin(), push.begin() + static_cast<std::ptrdiff_t>(n), argv->begin()));
+  EXPECT_TRUE(contains(*argv, "--no-sync-snap"));
+  EXPECT_FALSE(contains(*argv, "--force-delete"));
+  EXPECT_EQ((*argv)[argv->size() - 2], "root@backup-box.lan:backup/data");
+  EXPECT_EQ(argv->back(), "tank/data-restore-20261201-000000");
+}
+
+TEST(SyncoidPullArgv, LeavesOutBackupSideSettingsAndAddsForceDelete) {
+  Job job = base_job();
+  job.syncoid.no_sync_snap = true;
+  job.syncoid.create_bookmark = true;
+  job.syncoid.identifier = "offsite";
+  job.syncoid.source_bwlimit = "10M";
+  job.syncoid.target_bwlimit = "20M";
+  job.syncoid.recvoptions = "u";
+  job.syncoid.sendoptions = "w";
+  job.syncoid.compress = "zstd-fast";
+  job.syncoid.exclude = {"tmp$"};
+  job.syncoid.extra_args = {"--no-resume"};
+  SyncoidPullOptions pull;
+  pull.force_delete = true;
+  auto argv = build_syncoid_pull_argv(job, "backup/data", "tank/data", base_trust(job), pull);
+  ASSERT_TRUE(argv.ok()) << argv.error().message;
+  EXPECT_EQ(count_prefix(*argv, "--no-sync-snap"), 1u);
+  EXPECT_TRUE(contains(*argv, "--force-delete"));
+  EXPECT_FALSE(contains(*argv, "--recursive"));
+  for (const auto* absent : {"--create-bookmark", "--identifier", "--source-bwlimit", "--target-bwlimit", "--recvoptions"}) {
+    EXPECT_EQ(count_prefix(*argv, absent), 0u) << absent;
+  }
+  for (const auto* present : {"--sendoptions=w", "--compress=zstd-fast", "--exclude=tmp$", "--no-resume"}) {
+    EXPECT_TRUE(contains(*argv, present)) << present;
+  }
+  // The push of the same job still has all of them (its argv is pinned above).
+  const auto push = build_ok(job, {"tank/data", "backup/data", false});
+  EXPECT_TRUE(contains(push, "--identifier=offsite"));
+  EXPECT_TRUE(contains(push, "--recvoptions=u"));
+}
+
+TEST(SyncoidPullArgv, BadNamesAreUsageErrors) {
+  const Job job = base_job();
+  for (const auto* bad : {"x;touch /tmp/pwned", "tank/a b", "-tank/x", "tank/x@s", ""}) {
+    auto local = build_syncoid_pull_argv(job, "backup/data", bad, base_trust(job), {});
+    ASSERT_FALSE(local.ok()) << bad;
+    EXPECT_EQ(local.error().code, ExitCode::usage) << bad;
+    auto remote = build_syncoid_pull_argv(job, bad, "tank/restore", base_trust(job), {});
+    ASSERT_FALSE(remote.ok()) << bad;
+  }
+}

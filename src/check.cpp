@@ -1,0 +1,1090 @@
+#include "hozo/check.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "hozo/lock.hpp"
+#include "hozo/net.hpp"
+#include "hozo/process.hpp"
+#include "hozo/util/fs.hpp"
+#include "hozo/util/strings.hpp"
+#include "hozo/wol.hpp"
+#include "hozo/zfs.hpp"
+
+namespace hozo {
+
+namespace {
+
+constexpr std::chrono::seconds kCommandTimeout{60};
+constexpr Millis kLeaseTimeout{30000};
+
+std::string first_line(std::string_view text) {
+  for (const auto line : split_lines(text)) {
+    if (!trim(line).empty()) return printable(trim(line));
+  }
+  return {};
+}
+
+std::string output_summary(const CommandOutput& out) {
+  auto line = first_line(out.err);
+  if (line.empty()) line = first_line(out.out);
+  return line.empty() ? fmt::format("exit status {}", out.exit_status) : line;
+}
+
+bool mentions_missing(const CommandOutput& out) {
+  return out.err.find("does not exist") != std::string::npos || out.err.find("no such") != std::string::npos;
+}
+
+int prefix_length(std::uint32_t mask) {
+  int n = 0;
+  while (n < 32 && (mask & (0x80000000U >> n)) != 0) ++n;
+  return n;
+}
+
+std::uint32_t broadcast_of(const Ipv4Address& a) {
+  return a.broadcast != 0 ? a.broadcast : (a.address | ~a.netmask);
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  s = trim(s);
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  std::uint64_t v = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
+  }
+  return v;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ rows and output
+
+std::string_view to_string(CheckStatus status) noexcept {
+  switch (status) {
+    case CheckStatus::ok: return "ok";
+    case CheckStatus::warn: return "warn";
+    case CheckStatus::fail: return "fail";
+    case CheckStatus::skipped: return "skipped";
+  }
+  return "?";
+}
+
+std::string_view check_symbol(CheckStatus status) noexcept {
+  switch (status) {
+    case CheckStatus::ok: return "✓";
+    case CheckStatus::warn: return "!";
+    case CheckStatus::fail: return "✗";
+    case CheckStatus::skipped: return "-";
+  }
+  return "?";
+}
+
+bool CheckReport::ok() const noexcept {
+  return !interrupted && std::none_of(rows.begin(), rows.end(), [](const CheckRow& r) { return r.status == CheckStatus::fail; });
+}
+
+nlohmann::json to_json(const CheckReport& report) {
+  auto rows = nlohmann::json::array();
+  for (const auto& r : report.rows) {
+    rows.push_back({{"name", r.name}, {"status", std::string(to_string(r.status))}, {"detail", r.detail}, {"fix", r.fix}});
+  }
+  return {{"job", report.job},
+          {"ok", report.ok()},
+          {"woke", report.woke},
+          {"powered_off", report.powered_off},
+          {"interrupted", report.interrupted},
+          {"rows", rows}};
+}
+
+std::string format_report(const CheckReport& report) {
+  std::size_t width = 0;
+  for (const auto& r : report.rows) width = std::max(width, r.name.size());
+  std::string out = fmt::format("{}:\n", report.job);
+  std::size_t failed = 0;
+  std::size_t warned = 0;
+  for (const auto& r : report.rows) {
+    out += fmt::format("  {} {:<{}}  {}\n", check_symbol(r.status), r.name, width, r.detail);
+    if ((r.status == CheckStatus::fail || r.status == CheckStatus::warn) && !r.fix.empty()) {
+      out += fmt::format("    {:<{}}  fix: {}\n", "", width, r.fix);
+    }
+    failed += r.status == CheckStatus::fail ? 1 : 0;
+    warned += r.status == CheckStatus::warn ? 1 : 0;
+  }
+  out += fmt::format("{}: {} ({} failed, {} warning(s)){}\n", report.job, report.ok() ? "OK" : "NOT OK", failed, warned,
+                     report.interrupted ? ", interrupted" : "");
+  return out;
+}
+
+// ------------------------------------------------------------------ WOL settings
+
+std::vector<LocalInterface> list_local_interfaces() {
+  std::vector<LocalInterface> result;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return result;
+  for (const ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_name == nullptr) continue;
+    auto it = std::find_if(result.begin(), result.end(), [&](const LocalInterface& i) { return i.name == a->ifa_name; });
+    if (it == result.end()) {
+      result.push_back(LocalInterface{a->ifa_name, (a->ifa_flags & IFF_UP) != 0, (a->ifa_flags & IFF_LOOPBACK) != 0, {}});
+      it = std::prev(result.end());
+    }
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    const auto to_host = [](const sockaddr* sa) -> std::uint32_t {
+      if (sa == nullptr || sa->sa_family != AF_INET) return 0;
+      sockaddr_in in{};
+      std::memcpy(&in, sa, sizeof in);
+      return ntohl(in.sin_addr.s_addr);
+    };
+    Ipv4Address ip;
+    ip.address = to_host(a->ifa_addr);
+    ip.netmask = to_host(a->ifa_netmask);
+    if ((a->ifa_flags & IFF_BROADCAST) != 0) ip.broadcast = to_host(a->ifa_broadaddr);
+    it->ipv4.push_back(ip);
+  }
+  ::freeifaddrs(list);
+  return result;
+}
+
+std::optional<std::uint32_t> parse_ipv4(std::string_view text) noexcept {
+  std::uint32_t value = 0;
+  int parts = 0;
+  std::size_t i = 0;
+  while (parts < 4) {
+    std::size_t digits = 0;
+    unsigned part = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && digits < 4) {
+      part = part * 10 + static_cast<unsigned>(text[i] - '0');
+      ++i;
+      ++digits;
+    }
+    if (digits == 0 || digits > 3 || part > 255) return std::nullopt;
+    value = (value << 8) | part;
+    ++parts;
+    if (parts < 4) {
+      if (i >= text.size() || text[i] != '.') return std::nullopt;
+      ++i;
+    }
+  }
+  if (i != text.size()) return std::nullopt;
+  return value;
+}
+
+std::string format_ipv4(std::uint32_t a) {
+  return fmt::format("{}.{}.{}.{}", (a >> 24) & 0xFFU, (a >> 16) & 0xFFU, (a >> 8) & 0xFFU, a & 0xFFU);
+}
+
+CheckRow check_wol_settings(const Job& job, const std::vector<LocalInterface>& interfaces) {
+  CheckRow row{"wol settings", CheckStatus::ok, "", ""};
+  const std::string target = fmt::format("{}:{}", job.wol_broadcast, job.wol_port);
+  std::vector<std::string> names;
+  for (const auto& i : interfaces) names.push_back(i.name);
+  const LocalInterface* chosen = nullptr;
+  if (!job.wol_interface.empty()) {
+    const auto it = std::find_if(interfaces.begin(), interfaces.end(),
+                                 [&](const LocalInterface& i) { return i.name == job.wol_interface; });
+    if (it == interfaces.end()) {
+      return {row.name, CheckStatus::fail, fmt::format("wol_interface {} does not exist here", job.wol_interface),
+              fmt::format("set wol_interface to one of: {} (or remove it)", names.empty() ? "-" : join(names, ", "))};
+    }
+    chosen = &*it;
+  }
+  const std::string via = chosen != nullptr ? fmt::format(" via {}", chosen->name) : "";
+  const auto down_warning = [&](CheckRow r) {
+    if (chosen != nullptr && !chosen->up && r.status == CheckStatus::ok) {
+      r.status = CheckStatus::warn;
+      r.detail += fmt::format("; but {} is down", chosen->name);
+      r.fix = fmt::format("bring {} up (ip link set {} up) or change wol_interface", chosen->name, chosen->name);
+    }
+    return r;
+  };
+  if (job.wol_broadcast == "255.255.255.255") {
+    row.detail = fmt::format("limited broadcast {}{}", target, via);
+    return down_warning(row);
+  }
+  const auto ip = parse_ipv4(job.wol_broadcast);
+  if (!ip) {
+    return {row.name, CheckStatus::warn,
+            fmt::format("wol_broadcast {} is a host name; cannot tell whether it is a local broadcast", job.wol_broadcast),
+            "use 255.255.255.255 or the broadcast address of the box's subnet"};
+  }
+  std::vector<std::string> broadcasts;
+  const CheckRow* unicast = nullptr;
+  CheckRow unicast_row;
+  const LocalInterface* match_elsewhere = nullptr;
+  for (const auto& i : interfaces) {
+    if (i.loopback) continue;
+    for (const auto& a : i.ipv4) {
+      const auto b = broadcast_of(a);
+      const std::string subnet = fmt::format("{}/{}", format_ipv4(a.address & a.netmask), prefix_length(a.netmask));
+      broadcasts.push_back(fmt::format("{} ({})", format_ipv4(b), i.name));
+      if (b == *ip) {
+        if (chosen != nullptr && chosen != &i) {
+          match_elsewhere = &i;
+          continue;
+        }
+        row.detail = fmt::format("directed broadcast {} of {}'s subnet {}{}", target, i.name, subnet, via);
+        return down_warning(row);
+      }
+      if ((a.address & a.netmask) == (*ip & a.netmask) && unicast == nullptr) {
+        unicast_row = {row.name, CheckStatus::warn,
+                       fmt::format("wol_broadcast {} is a unicast address on {}'s subnet {}", job.wol_broadcast, i.name, subnet),
+                       fmt::format("a sleeping box may have no ARP entry: use {} (the subnet's broadcast) or "
+                                   "255.255.255.255", format_ipv4(b))};
+        unicast = &unicast_row;
+      }
+    }
+  }
+  if (match_elsewhere != nullptr) {
+    return {row.name, CheckStatus::warn,
+            fmt::format("{} is the broadcast of {}'s subnet, but wol_interface is {}", job.wol_broadcast,
+                        match_elsewhere->name, job.wol_interface),
+            fmt::format("set wol_interface to {} or remove it", match_elsewhere->name)};
+  }
+  if (unicast != nullptr) return *unicast;
+  return {row.name, CheckStatus::fail,
+          fmt::format("wol_broadcast {} is not the broadcast address of a local subnet (local: {}); routers do not "
+                      "forward directed broadcasts",
+                      job.wol_broadcast, broadcasts.empty() ? "none" : join(broadcasts, ", ")),
+          "set wol_broadcast to 255.255.255.255 or the broadcast address of the box's subnet, or wake it through "
+          "wol_relay (a host on the box's LAN)"};
+}
+
+// ------------------------------------------------------------------ zfs allow
+
+const std::vector<std::string>& required_receive_permissions() {
+  static const std::vector<std::string> perms{"create", "mount", "receive"};
+  return perms;
+}
+
+const std::vector<std::string>& recommended_receive_permissions() {
+  static const std::vector<std::string> perms{"destroy", "rollback"};
+  return perms;
+}
+
+Result<std::set<std::string>> parse_zfs_allow(std::string_view output, std::string_view dataset,
+                                              const AllowSubject& subject) {
+  enum class Kind { none, sets, create_time, local, descendent, local_descendent };
+  struct Grant {
+    std::string on;
+    Kind kind;
+    std::vector<std::string> perms;
+  };
+  std::vector<Grant> grants;
+  std::map<std::string, std::vector<std::string>> sets;  // "@name" -> permissions (from any section)
+  std::string section;
+  Kind kind = Kind::none;
+  int number = 0;
+  const auto perms_of = [](std::string_view list) {
+    std::vector<std::string> out;
+    for (const auto p : split(list, ',')) {
+      if (!trim(p).empty()) out.emplace_back(trim(p));
+    }
+    return out;
+  };
+  for (const auto raw : split_lines(output)) {
+    ++number;
+    const auto line = std::string_view(raw);
+    if (trim(line).empty()) continue;
+    if (starts_with(line, "---- Permissions on ")) {
+      auto rest = line.substr(std::string_view("---- Permissions on ").size());
+      const auto end = rest.find(' ');
+      section = std::string(rest.substr(0, end));
+      kind = Kind::none;
+      continue;
+    }
+    if (line.front() != ' ' && line.front() != '\t') {
+      const auto heading = trim(line);
+      if (heading == "Permission sets:") kind = Kind::sets;
+      else if (heading == "Create time permissions:") kind = Kind::create_time;
+      else if (heading == "Local permissions:") kind = Kind::local;
+      else if (heading == "Descendent permissions:") kind = Kind::descendent;
+      else if (heading == "Local+Descendent permissions:") kind = Kind::local_descendent;
+      else return make_error("zfs allow output line {}: unexpected \"{}\"", number, printable(heading));
+      continue;
+    }
+    if (section.empty()) return make_error("zfs allow output line {}: permissions before a \"---- Permissions on\" line", number);
+    std::vector<std::string> words;  // split at blanks and tabs
+    std::string word;
+    for (const char c : trim(line)) {
+      if (c == ' ' || c == '\t') {
+        if (!word.empty()) words.push_back(std::move(word));
+        word.clear();
+      } else {
+        word += c;
+      }
+    }
+    if (!word.empty()) words.push_back(std::move(word));
+    if (kind == Kind::sets) {
+      if (words.size() == 2 && words[0].starts_with("@")) sets[words[0]] = perms_of(words[1]);
+      continue;
+    }
+    if (kind == Kind::create_time || kind == Kind::none) continue;
+    bool applies = false;
+    std::string list;
+    if (words.size() == 2 && words[0] == "everyone") {
+      applies = true;
+      list = words[1];
+    } else if (words.size() == 3 && words[0] == "user") {
+      applies = words[1] == subject.user;
+      list = words[2];
+    } else if (words.size() == 3 && words[0] == "group") {
+      applies = std::find(subject.groups.begin(), subject.groups.end(), words[1]) != subject.groups.end();
+      list = words[2];
+    } else {
+      return make_error("zfs allow output line {}: unexpected entry \"{}\"", number, printable(trim(line)));
+    }
+    if (applies) grants.push_back(Grant{section, kind, perms_of(list)});
+  }
+  std::set<std::string> effective;
+  const std::function<void(const std::string&, int)> add = [&](const std::string& p, int depth) {
+    if (!p.starts_with("@")) {
+      effective.insert(p);
+      return;
+    }
+    const auto it = sets.find(p);
+    if (it == sets.end() || depth > 8) return;
+    for (const auto& q : it->second) add(q, depth + 1);
+  };
+  for (const auto& g : grants) {
+    const bool self = g.on == dataset;
+    const bool ancestor = dataset.size() > g.on.size() && starts_with(dataset, g.on) && dataset[g.on.size()] == '/';
+    const bool counts = (self && (g.kind == Kind::local || g.kind == Kind::local_descendent)) ||
+                        (ancestor && (g.kind == Kind::descendent || g.kind == Kind::local_descendent));
+    if (!counts) continue;
+    for (const auto& p : g.perms) add(p, 0);
+  }
+  return effective;
+}
+
+// ------------------------------------------------------------------ send size
+
+std::optional<std::uint64_t> parse_send_size(std::string_view output) {
+  std::optional<std::uint64_t> size;
+  for (const auto line : split_lines(output)) {
+    const auto fields = split(trim(line), '\t');
+    if (fields.size() == 2 && fields[0] == "size") {
+      if (auto v = parse_u64(fields[1])) size = v;
+    }
+  }
+  return size;
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  auto value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024.0 && unit + 1 < std::size(kUnits)) {
+    value /= 1024.0;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, kUnits[unit]);
+}
+
+// ------------------------------------------------------------------ running the checks
+
+namespace {
+
+/// The target side of one dataset pair as the checks found it.
+struct TargetInfo {
+  bool checked = false;           ///< the target row ran and did not fail
+  bool exists = false;            ///< the target dataset exists (incremental)
+  std::string existing_ancestor;  ///< the target itself, or its nearest existing ancestor
+};
+
+class Checker {
+ public:
+  Checker(const Job& job, CheckEnv& env, const CheckOptions& options) : job_(job), env_(env), opt_(options) {
+    rep_.job = job.name;
+  }
+
+  CheckReport run();
+
+ private:
+  void add(std::string name, CheckStatus status, std::string detail, std::string fix = {}) {
+    rep_.rows.push_back(CheckRow{std::move(name), status, std::move(detail), std::move(fix)});
+  }
+  void add(CheckRow row) { rep_.rows.push_back(std::move(row)); }
+  void skip(std::string name, const std::string& reason) { add(std::move(name), CheckStatus::skipped, reason); }
+  [[nodiscard]] bool cancelled() const { return opt_.cancel != nullptr && opt_.cancel->load(); }
+
+  std::optional<std::filesystem::path> find(std::string_view name) const {
+    return env_.find_program ? env_.find_program(name) : find_in_path(name);
+  }
+
+  void local_checks();
+  void wol_check();
+  void host_check();
+  bool host_key_check();
+  bool login_check();
+  bool remote_zfs_check();
+  void pool_checks();
+  void target_checks();
+  void permission_checks();
+  void space_checks();
+  void finish();
+
+  Result<CommandOutput> remote(const std::vector<std::string>& argv) { return remote_->run(argv, kCommandTimeout); }
+  Result<CommandOutput> local(const std::vector<std::string>& argv) { return env_.systems.local().run(argv, kCommandTimeout); }
+  std::optional<std::uint64_t> local_property(const std::string& dataset, const std::string& property);
+  struct Estimate {
+    std::optional<std::uint64_t> bytes;
+    std::string how;
+    bool upper_bound = false;
+  };
+  Estimate estimate_send(const DatasetPair& pair, const TargetInfo& target);
+
+  const Job& job_;
+  CheckEnv& env_;
+  const CheckOptions& opt_;
+  CheckReport rep_;
+  bool local_zfs_ = false;
+  std::vector<bool> source_ok_;
+  bool wake_possible_ = true;
+  bool box_up_ = false;
+  std::string remote_skip_;  ///< why the remote checks are skipped; empty = they run
+  std::optional<HostLease> lease_;
+  bool wake_sent_ = false;
+  std::unique_ptr<CommandRunner> remote_;
+  std::map<std::string, bool> pool_ok_;
+  std::vector<TargetInfo> targets_;
+};
+
+void Checker::local_checks() {
+  add("config", CheckStatus::ok, fmt::format("valid: {}", env_.config_path.empty() ? "-" : env_.config_path.string()));
+  if (const auto syncoid = find(job_.syncoid.path)) {
+    add("syncoid", CheckStatus::ok, syncoid->string());
+  } else {
+    add("syncoid", CheckStatus::fail, fmt::format("\"{}\" not found in PATH", job_.syncoid.path),
+        "install the sanoid package (apt install sanoid) or set syncoid.path");
+  }
+  if (const auto zfs = find("zfs")) {
+    local_zfs_ = true;
+    add("zfs (local)", CheckStatus::ok, zfs->string());
+  } else {
+    add("zfs (local)", CheckStatus::fail, "zfs not found in PATH", "install ZFS (apt install zfsutils-linux)");
+  }
+  source_ok_.assign(job_.datasets.size(), false);
+  for (std::size_t i = 0; i < job_.datasets.size(); ++i) {
+    const auto& pair = job_.datasets[i];
+    const std::string name = "source " + pair.source;
+    if (auto v = validate_dataset_name(pair.source); !v) {
+      add(name, CheckStatus::fail, v.error().message, "fix the dataset name in the config");
+      continue;
+    }
+    if (auto v = validate_dataset_name(pair.target); !v) {
+      add(name, CheckStatus::fail, "target: " + v.error().message, "fix the target dataset name in the config");
+      continue;
+    }
+    if (!local_zfs_) {
+      skip(name, "no local zfs");
+      continue;
+    }
+    auto out = local({"zfs", "list", "-H", "-o", "name", pair.source});
+    if (!out) {
+      add(name, CheckStatus::fail, out.error().message);
+    } else if (out->exit_status == 0) {
+      source_ok_[i] = true;
+      add(name, CheckStatus::ok, fmt::format("exists{}", pair.recursive ? " (recursive)" : ""));
+    } else if (mentions_missing(*out)) {
+      add(name, CheckStatus::fail, fmt::format("{} does not exist on this machine", pair.source),
+          fmt::format("create it, or fix the job's source in the config (`zfs list` shows what exists)"));
+    } else {
+      add(name, CheckStatus::fail, fmt::format("zfs list {}: {}", pair.source, output_summary(*out)));
+    }
+  }
+}
+
+void Checker::wol_check() {
+  if (job_.wol_relay) {
+    const auto& relay = *job_.wol_relay;
+    const std::string name = "wol relay";
+    auto mac = parse_mac(job_.mac_address);
+    if (!mac) {
+      wake_possible_ = false;
+      add(name, CheckStatus::fail, mac.error().message, "set mac_address to the box's MAC");
+      return;
+    }
+    if (auto argv = relay_wake_argv(relay, *mac, job_.wol_broadcast, job_.wol_port); !argv) {
+      add(name, CheckStatus::fail, argv.error().message, "fix wol_relay.command");
+      return;
+    }
+    const auto probe = env_.probe_relay ? env_.probe_relay(relay.host, relay.port)
+                                        : probe_ssh(relay.host, relay.port, Millis(3000));
+    if (probe.state == ProbeState::up) {
+      add(name, CheckStatus::ok, fmt::format("relay {}@{}:{} answers ({})", relay.user, relay.host, relay.port, probe.banner));
+    } else {
+      add(name, CheckStatus::fail, fmt::format("relay {}:{} does not answer on SSH: {}", relay.host, relay.port, probe.describe()),
+          "the relay must be always on and reachable; check wol_relay.host/port");
+    }
+    return;
+  }
+  if (job_.mac_address.empty()) {
+    wake_possible_ = false;
+    add("wol settings", CheckStatus::warn, "no mac_address: hozo cannot wake the box, it must already be on",
+        "set mac_address (and enable Wake-on-LAN in the box's firmware)");
+    return;
+  }
+  add(check_wol_settings(job_, env_.interfaces ? env_.interfaces() : list_local_interfaces()));
+  if (rep_.rows.back().detail.empty()) rep_.rows.back().detail = "-";
+}
+
+void Checker::host_check() {
+  const std::string name = "host";
+  const std::string where = fmt::format("{}:{}", job_.target_host, job_.ssh_port);
+  const auto probe = env_.systems.probe(job_);
+  if (probe.state == ProbeState::up) {
+    box_up_ = true;
+    add(name, CheckStatus::ok, fmt::format("{} is up ({})", where, probe.banner));
+    return;
+  }
+  if (!opt_.wake) {
+    remote_skip_ = "box is off; use --wake";
+    add(name, CheckStatus::warn,
+        fmt::format("{} does not answer ({}): the box is off or unreachable; not a failure by itself, but the remote "
+                    "checks were skipped",
+                    where, probe.describe()),
+        fmt::format("`hozo check {} --wake` wakes it for the check and powers it off again", job_.name));
+    return;
+  }
+  if (!wake_possible_) {
+    remote_skip_ = "box is off and cannot be woken";
+    add(name, CheckStatus::fail, fmt::format("{} does not answer ({}) and cannot be woken (see wol)", where, probe.describe()),
+        "fix the Wake-on-LAN settings, or switch the box on");
+    return;
+  }
+  if (!env_.state_dir.empty()) {
+    auto lease = HostLease::acquire(env_.state_dir, job_.target_host, HostSharing::concurrent, kLeaseTimeout);
+    if (!lease) {
+      remote_skip_ = "host lease not available";
+      add(name, CheckStatus::fail, lease.error().message, "a job holds the box exclusively; try again later");
+      return;
+    }
+    lease_.emplace(std::move(*lease));
+  }
+  auto sent = env_.systems.wake(job_);
+  if (!sent) {
+    remote_skip_ = "the wake failed";
+    add(name, CheckStatus::fail, fmt::format("{} is off; wake failed: {}", where, sent.error().message),
+        "check the Wake-on-LAN settings (`hozo wake NAME` shows the same error)");
+    return;
+  }
+  wake_sent_ = true;
+  if (lease_) {
+    if (auto m = lease_->mark_woken(fmt::format("check-{}", ::getpid())); !m) spdlog::warn("{}", m.error().message);
+  }
+  auto outcome = env_.systems.wait_up(
+      job_,
+      [&] {
+        if (auto again = env_.systems.wake(job_); !again) spdlog::warn("resending wake failed: {}", again.error().message);
+      },
+      opt_.cancel);
+  if (!outcome) {
+    remote_skip_ = "the box did not come up";
+    if (outcome.error().code == ExitCode::interrupted) {
+      rep_.interrupted = true;
+      remote_skip_ = "interrupted";
+    }
+    add(name, CheckStatus::fail, fmt::format("woken, but: {}", outcome.error().message),
+        "check mac_address and wol_broadcast, that Wake-on-LAN is enabled in the box's firmware, and ssh_timeout");
+    return;
+  }
+  box_up_ = true;
+  rep_.woke = true;
+  add(name, CheckStatus::ok,
+      fmt::format("{} was off; woken, answered after {} ({} probes, {} resends)", where, format_duration(outcome->elapsed),
+                  outcome->probes, outcome->resends));
+}
+
+bool Checker::host_key_check() {
+  const std::string name = "host key";
+  const auto opts = ssh_options_for(job_);
+  auto info = env_.fetch_host_key ? env_.fetch_host_key(opts) : fetch_host_key(opts);
+  if (!info) {
+    add(name, CheckStatus::fail, info.error().message, "check target_host and ssh_port");
+    return false;
+  }
+  const std::string key = fmt::format("{} {}", info->key_type, info->fingerprint);
+  const std::string compare = "compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the box";
+  switch (info->state) {
+    case HostKeyState::known:
+      add(name, CheckStatus::ok, fmt::format("{} known in {}", key, opts.known_hosts.string()));
+      return true;
+    case HostKeyState::unknown:
+      if (job_.host_key_policy == HostKeyPolicy::accept_new) {
+        add(name, CheckStatus::warn,
+            fmt::format("{} is not in {} yet; host_key_policy accept-new pins it on the first run", key,
+                        opts.known_hosts.string()),
+            fmt::format("{}, then pin it now: `hozo hostkey {} --accept`", compare, job_.name));
+        return true;
+      }
+      add(name, CheckStatus::fail, fmt::format("{} is unknown: not in {} (host_key_policy strict)", key, opts.known_hosts.string()),
+          fmt::format("run `hozo hostkey {} --accept` after comparing the fingerprint ({})", job_.name, compare));
+      return false;
+    case HostKeyState::changed:
+    case HostKeyState::other:
+      add(name, CheckStatus::fail,
+          fmt::format("the box presents {}, but {} records {}: the key CHANGED (possible attack)", key,
+                      opts.known_hosts.string(),
+                      info->recorded_fingerprints.empty() ? "another key" : join(info->recorded_fingerprints, ", ")),
+          fmt::format("only if the box was reinstalled: `ssh-keygen -R '{}' -f {}`, then `hozo hostkey {} --accept`",
+                      info->host_entry, opts.known_hosts.string(), job_.name));
+      return false;
+  }
+  return false;
+}
+
+bool Checker::login_check() {
+  const std::string name = "ssh login";
+  const auto opts = ssh_options_for(job_);
+  Job job = job_;
+  std::filesystem::path scratch;
+  if (job_.host_key_policy == HostKeyPolicy::accept_new) {
+    // accept-new would pin an unknown key during the login; check writes nothing, so it logs in
+    // against a scratch copy of known_hosts.
+    char tmpl[] = "/tmp/hozo-check-known_hosts.XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    if (fd >= 0) {
+      ::close(fd);
+      scratch = tmpl;
+      if (auto text = read_file(opts.known_hosts)) (void)write_file_atomic(scratch, *text, 0600);
+      job.known_hosts = scratch.string();
+    }
+  }
+  auto connected = env_.systems.connect(job);
+  if (!scratch.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(scratch, ec);
+  }
+  if (!connected) {
+    const auto& msg = connected.error().message;
+    const bool auth = msg.find("auth") != std::string::npos || msg.find("denied") != std::string::npos ||
+                      msg.find("rejected") != std::string::npos || msg.find("key") != std::string::npos;
+    add(name, CheckStatus::fail, msg,
+        auth ? fmt::format("add the public key of ssh_key ({}.pub) to ~{}/.ssh/authorized_keys on the box",
+                           job_.ssh_key.empty() ? "~/.ssh/id_ed25519" : job_.ssh_key, job_.ssh_user)
+             : "check target_host, ssh_port, ssh_user and ssh_key");
+    return false;
+  }
+  remote_ = std::move(*connected);
+  add(name, CheckStatus::ok, fmt::format("logged in as {}", remote_->where()));
+  return true;
+}
+
+bool Checker::remote_zfs_check() {
+  const std::string name = "zfs (box)";
+  auto out = remote({"zfs", "version"});
+  if (!out) {
+    add(name, CheckStatus::fail, out.error().message);
+    return false;
+  }
+  if (out->exit_status == 0) {
+    add(name, CheckStatus::ok, first_line(out->out).empty() ? "present" : first_line(out->out));
+    return true;
+  }
+  if (out->exit_status == 127 || out->err.find("not found") != std::string::npos) {
+    add(name, CheckStatus::fail, fmt::format("zfs not found on the box ({})", output_summary(*out)),
+        "install ZFS on the box (apt install zfsutils-linux) or put zfs in the login PATH");
+    return false;
+  }
+  add(name, CheckStatus::ok, "present (no `zfs version`: an older ZFS or zfs-fuse)");
+  return true;
+}
+
+void Checker::pool_checks() {
+  std::vector<std::string> pools;
+  for (const auto& pair : job_.datasets) {
+    const auto pool = pool_of(pair.target);
+    if (std::find(pools.begin(), pools.end(), pool) == pools.end()) pools.push_back(pool);
+  }
+  for (const auto& pool : pools) {
+    const std::string name = "pool " + pool;
+    pool_ok_[pool] = false;
+    auto imported = pool_imported(*remote_, pool, kCommandTimeout);
+    if (!imported) {
+      add(name, CheckStatus::fail, imported.error().message);
+      continue;
+    }
+    if (!*imported) {
+      if (!job_.target_pool_import) {
+        add(name, CheckStatus::fail, fmt::format("{} is not imported on the box (target_pool_import: false)", pool),
+            fmt::format("`zpool import {}` on the box or set target_pool_import: true", pool));
+        continue;
+      }
+      // `zpool import` without a pool name only lists what could be imported.
+      auto listing = remote({"zpool", "import"});
+      bool importable = false;
+      if (listing) {
+        for (const auto line : split_lines(listing->out)) {
+          const auto t = trim(line);
+          if (starts_with(t, "pool:") && trim(t.substr(5)) == pool) importable = true;
+        }
+      }
+      if (importable) {
+        add(name, CheckStatus::warn, fmt::format("{} is not imported; `zpool import` lists it, the run imports it", pool),
+            fmt::format("nothing to do, or import it now: `zpool import {}` on the box", pool));
+      } else {
+        add(name, CheckStatus::fail, fmt::format("{} is not imported on the box and `zpool import` does not list it", pool),
+            "check the pool part of target_dataset (`zpool list` on the box) and that the backup disk is connected");
+      }
+      continue;
+    }
+    auto health = zpool_health(*remote_, pool, kCommandTimeout);
+    if (!health) {
+      add(name, CheckStatus::fail, health.error().message);
+    } else if (health->online()) {
+      pool_ok_[pool] = true;
+      add(name, CheckStatus::ok, fmt::format("imported, {}", health->health));
+    } else if (health->health == "DEGRADED") {
+      pool_ok_[pool] = true;
+      add(name, CheckStatus::warn, "imported, DEGRADED (the run writes anyway)",
+          fmt::format("`zpool status {}` on the box; replace the failed device", pool));
+    } else {
+      add(name, CheckStatus::fail, fmt::format("imported, {}: the run refuses to write", health->health),
+          fmt::format("`zpool status -x {}` on the box", pool));
+    }
+  }
+}
+
+void Checker::target_checks() {
+  targets_.assign(job_.datasets.size(), TargetInfo{});
+  for (std::size_t i = 0; i < job_.datasets.size(); ++i) {
+    const auto& pair = job_.datasets[i];
+    const std::string name = "target " + pair.target;
+    if (validate_dataset_name(pair.target).ok() == false) {
+      skip(name, "invalid name");
+      continue;
+    }
+    if (!pool_ok_[pool_of(pair.target)]) {
+      skip(name, "target pool not usable");
+      continue;
+    }
+    std::string current = pair.target;
+    bool failed = false;
+    bool found = false;
+    int depth = 0;
+    while (!current.empty()) {
+      auto out = remote({"zfs", "list", "-H", "-o", "name", current});
+      if (!out) {
+        add(name, CheckStatus::fail, out.error().message);
+        failed = true;
+        break;
+      }
+      if (out->exit_status == 0) {
+        found = true;
+        break;
+      }
+      if (!mentions_missing(*out)) {
+        add(name, CheckStatus::fail, fmt::format("zfs list {}: {}", current, output_summary(*out)));
+        failed = true;
+        break;
+      }
+      const auto slash = current.rfind('/');
+      current = slash == std::string::npos ? std::string() : current.substr(0, slash);
+      ++depth;
+    }
+    if (failed) continue;
+    if (!found) {
+      add(name, CheckStatus::fail, "neither the dataset nor its pool exists on the box");
+      continue;
+    }
+    TargetInfo& t = targets_[i];
+    t.existing_ancestor = current;
+    if (depth == 0) {
+      t.checked = true;
+      t.exists = true;
+      add(name, CheckStatus::ok, "exists: the next sync is incremental");
+    } else if (depth == 1) {
+      t.checked = true;
+      add(name, CheckStatus::ok, fmt::format("does not exist yet: the first sync is a full send into {}", current));
+    } else {
+      const auto parent = pair.target.substr(0, pair.target.rfind('/'));
+      add(name, CheckStatus::fail, fmt::format("its parent {} does not exist (nearest existing: {})", parent, current),
+          fmt::format("`zfs create -p {}` on the box", parent));
+    }
+  }
+}
+
+void Checker::permission_checks() {
+  const std::string name = "permissions";
+  if (job_.ssh_user == "root") {
+    add(name, CheckStatus::ok, "ssh_user root: no delegation needed");
+    return;
+  }
+  if (!job_.no_privilege_elevation) {
+    auto out = remote({"sudo", "-n", "true"});
+    if (out && out->exit_status == 0) {
+      add(name, CheckStatus::ok, fmt::format("{} may sudo without a password (syncoid elevates on the box)", job_.ssh_user));
+    } else {
+      add(name, CheckStatus::fail,
+          fmt::format("{} is not root and `sudo -n true` failed: {}", job_.ssh_user,
+                      out ? output_summary(*out) : out.error().message),
+          fmt::format("allow {} passwordless sudo for zfs on the box, or set no_privilege_elevation: true and "
+                      "delegate with `zfs allow`",
+                      job_.ssh_user));
+    }
+    return;
+  }
+  AllowSubject subject{job_.ssh_user, {}};
+  if (auto ids = remote({"id", "-Gn"}); ids && ids->exit_status == 0) {
+    for (const auto g : split(trim(ids->out), ' ')) {
+      if (!trim(g).empty()) subject.groups.emplace_back(trim(g));
+    }
+  }
+  std::vector<std::string> all = required_receive_permissions();
+  all.insert(all.end(), recommended_receive_permissions().begin(), recommended_receive_permissions().end());
+  for (std::size_t i = 0; i < job_.datasets.size(); ++i) {
+    const auto& t = targets_.size() > i ? targets_[i] : TargetInfo{};
+    const std::string row = "permissions " + job_.datasets[i].target;
+    if (!t.checked) {
+      skip(row, "target not checked");
+      continue;
+    }
+    auto out = remote({"zfs", "allow", t.existing_ancestor});
+    if (!out || out->exit_status != 0) {
+      add(row, CheckStatus::fail, fmt::format("zfs allow {}: {}", t.existing_ancestor, out ? output_summary(*out) : out.error().message));
+      continue;
+    }
+    auto perms = parse_zfs_allow(out->out, t.existing_ancestor, subject);
+    if (!perms) {
+      add(row, CheckStatus::fail, perms.error().message);
+      continue;
+    }
+    std::vector<std::string> missing_required;
+    std::vector<std::string> missing_recommended;
+    for (const auto& p : required_receive_permissions()) {
+      if (!perms->contains(p)) missing_required.push_back(p);
+    }
+    for (const auto& p : recommended_receive_permissions()) {
+      if (!perms->contains(p)) missing_recommended.push_back(p);
+    }
+    const auto fix = fmt::format("as root on the box: `zfs allow -u {} {} {}`", job_.ssh_user, join(all, ","),
+                                 t.existing_ancestor);
+    if (!missing_required.empty()) {
+      add(row, CheckStatus::fail,
+          fmt::format("{} lacks {} on {} (needed by zfs receive)", job_.ssh_user, join(missing_required, ","), t.existing_ancestor),
+          fix);
+    } else if (!missing_recommended.empty()) {
+      add(row, CheckStatus::warn,
+          fmt::format("{} may receive on {}, but lacks {} (rollback of a diverged target, pruning sync snapshots)",
+                      job_.ssh_user, t.existing_ancestor, join(missing_recommended, ",")),
+          fix);
+    } else {
+      add(row, CheckStatus::ok, fmt::format("{} has {} on {}", job_.ssh_user, join(all, ","), t.existing_ancestor));
+    }
+  }
+}
+
+std::optional<std::uint64_t> Checker::local_property(const std::string& dataset, const std::string& property) {
+  auto out = local({"zfs", "get", "-H", "-p", "-o", "value", property, dataset});
+  if (!out || out->exit_status != 0) return std::nullopt;
+  return parse_u64(first_line(out->out));
+}
+
+Checker::Estimate Checker::estimate_send(const DatasetPair& pair, const TargetInfo& target) {
+  const auto recursive = pair.recursive ? Recursive::yes : Recursive::no;
+  const Snapshot* newest = nullptr;
+  SnapshotListing source;
+  if (auto listing = list_snapshots(env_.systems.local(), pair.source, recursive, kCommandTimeout)) {
+    source = std::move(*listing);
+    const auto it = source.snapshots.find(pair.source);
+    if (it != source.snapshots.end()) newest = newest_snapshot(it->second);
+  }
+  // The fallback: what the source occupies (with descendants when recursive), an upper bound of a full send.
+  const auto fallback = [&](std::string why, bool upper_bound) {
+    Estimate e;
+    auto used = local_property(pair.source, "used");
+    if (used && !pair.recursive) {
+      if (auto children = local_property(pair.source, "usedbychildren"); children && *children <= *used) *used -= *children;
+    }
+    e.bytes = used;
+    e.how = fmt::format("{}; estimated from the source's used space", why);
+    e.upper_bound = upper_bound;
+    return e;
+  };
+  if (newest == nullptr) return fallback(fmt::format("{} has no snapshot yet", pair.source), false);
+  std::vector<std::string> argv{"zfs", "send", "-n", "-v", "-P"};
+  if (pair.recursive) argv.emplace_back("-R");
+  std::string what = "full";
+  if (target.exists) {
+    std::optional<Snapshot> common;
+    if (auto remote_listing = list_snapshots(*remote_, pair.target, Recursive::no, kCommandTimeout)) {
+      const auto it = remote_listing->snapshots.find(pair.target);
+      if (it != remote_listing->snapshots.end()) {
+        for (auto s = it->second.rbegin(); s != it->second.rend() && !common; ++s) {
+          for (const auto& mine : source.snapshots[pair.source]) {
+            if (mine.guid == s->guid) {
+              common = mine;
+              break;
+            }
+          }
+        }
+      }
+    }
+    if (!common) return fallback("no common snapshot found with the target", true);
+    if (common->guid == newest->guid) {
+      return Estimate{0, fmt::format("{} is already on the target; only changes since then will be sent", newest->full_name()), false};
+    }
+    argv.emplace_back("-I");
+    argv.push_back("@" + common->name);
+    what = fmt::format("incremental from @{}", common->name);
+  }
+  argv.push_back(newest->full_name());
+  auto out = local(argv);
+  if (out && out->exit_status == 0) {
+    if (auto size = parse_send_size(out->out + "\n" + out->err)) {
+      return Estimate{size, fmt::format("`zfs send -nvP` {} to {}, plus changes since", what, newest->full_name()), false};
+    }
+  }
+  return fallback("`zfs send -nvP` is not supported here", target.exists);
+}
+
+void Checker::space_checks() {
+  for (std::size_t i = 0; i < job_.datasets.size(); ++i) {
+    const auto& pair = job_.datasets[i];
+    const std::string name = "space " + pair.target;
+    const TargetInfo& t = targets_.size() > i ? targets_[i] : TargetInfo{};
+    if (!t.checked) {
+      skip(name, "target not checked");
+      continue;
+    }
+    if (!source_ok_[i]) {
+      skip(name, "source not available");
+      continue;
+    }
+    auto out = remote({"zfs", "get", "-H", "-p", "-o", "value", "available", t.existing_ancestor});
+    std::optional<std::uint64_t> avail;
+    if (out && out->exit_status == 0) avail = parse_u64(first_line(out->out));
+    if (!avail) {
+      add(name, CheckStatus::fail,
+          fmt::format("cannot read the free space of {}: {}", t.existing_ancestor,
+                      out ? output_summary(*out) : out.error().message));
+      continue;
+    }
+    const auto estimate = estimate_send(pair, t);
+    if (!estimate.bytes) {
+      add(name, CheckStatus::warn,
+          fmt::format("{} available on {}; the send size is unknown ({})", format_bytes(*avail), t.existing_ancestor,
+                      estimate.how),
+          "check the size by hand: `zfs send -nvP` on this machine");
+      continue;
+    }
+    const auto need = *estimate.bytes;
+    const std::string detail = fmt::format("{}~{} to send, {} available on {} ({})", estimate.upper_bound ? "at most " : "",
+                                           format_bytes(need), format_bytes(*avail), t.existing_ancestor, estimate.how);
+    const auto fix = fmt::format("free space on the box (`zfs list -o space -r {}`, destroy old snapshots) or use a "
+                                 "bigger backup disk",
+                                 pool_of(pair.target));
+    if (need > *avail) {
+      add(name, estimate.upper_bound ? CheckStatus::warn : CheckStatus::fail, detail, fix);
+    } else if (static_cast<double>(need) > 0.8 * static_cast<double>(*avail)) {
+      add(name, CheckStatus::warn, detail + "; over 80% of the free space", fix);
+    } else {
+      add(name, CheckStatus::ok, detail);
+    }
+  }
+}
+
+void Checker::finish() {
+  remote_.reset();  // close our session before the box goes down
+  if (!wake_sent_) return;
+  const std::string name = "power off";
+  if (!box_up_) {
+    // Like the pipeline: the woken marker stays, a later run that reaches the box powers it off.
+    add(name, CheckStatus::warn, "check sent a wake but the box never answered; it cannot be powered off over SSH",
+        fmt::format("look at the box; `hozo shutdown {}` once it answers", job_.name));
+    return;
+  }
+  // The same decision as the pipeline's shutdown stage: only the last user of the host powers it
+  // off, and only when hozo woke it.
+  bool last = true;
+  bool woken = true;
+  if (lease_) {
+    auto became_last = lease_->try_become_last();
+    last = became_last && *became_last;
+    if (last) {
+      auto marker = lease_->woken_by_hozo();
+      woken = marker && *marker;
+    }
+  }
+  if (!last) {
+    add(name, CheckStatus::ok, "left on: another job uses the box now; the last one powers it off");
+  } else if (!woken) {
+    add(name, CheckStatus::ok, "left on: the woken marker is gone (someone else took over the box)");
+  } else if (auto off = env_.systems.power_off(job_); !off) {
+    add(name, CheckStatus::fail, fmt::format("check woke the box but could not power it off: {}", off.error().message),
+        fmt::format("`hozo shutdown {}`", job_.name));
+  } else {
+    rep_.powered_off = true;
+    add(name, CheckStatus::ok, fmt::format("check woke the box; \"{}\" sent, SSH port closed", job_.shutdown_command));
+    if (lease_) {
+      if (auto c = lease_->clear_woken(); !c) spdlog::warn("{}", c.error().message);
+    }
+  }
+  if (lease_) lease_->release();
+}
+
+CheckReport Checker::run() {
+  local_checks();
+  wol_check();
+  const std::vector<std::string> remote_rows{"host key", "ssh login", "zfs (box)", "pools", "targets", "permissions",
+                                             "space"};
+  const auto skip_from = [&](std::size_t index, const std::string& reason) {
+    for (std::size_t i = index; i < remote_rows.size(); ++i) skip(remote_rows[i], reason);
+  };
+  if (cancelled()) {
+    rep_.interrupted = true;
+    skip_from(0, "interrupted");
+    return rep_;
+  }
+  host_check();
+  if (!box_up_) {
+    skip_from(0, remote_skip_.empty() ? "box not reachable" : remote_skip_);
+  } else if (!host_key_check()) {
+    skip_from(1, "host key not trusted");
+  } else if (!login_check()) {
+    skip_from(2, "no SSH login");
+  } else if (!remote_zfs_check()) {
+    skip_from(3, "no zfs on the box");
+  } else if (cancelled()) {
+    rep_.interrupted = true;
+    skip_from(3, "interrupted");
+  } else {
+    pool_checks();
+    target_checks();
+    permission_checks();
+    if (cancelled()) {
+      rep_.interrupted = true;
+      skip_from(6, "interrupted");
+    } else {
+      space_checks();
+    }
+  }
+  finish();
+  return rep_;
+}
+
+}  // namespace
+
+CheckReport run_checks(const Job& job, CheckEnv& env, const CheckOptions& options) {
+  Checker checker(job, env, options);
+  return checker.run();
+}
+
+}  // namespace hozo

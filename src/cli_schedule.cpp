@@ -1,0 +1,351 @@
+// `hozo schedule`: turns each job's `schedule:` into a systemd timer drop-in
+// (hozo@NAME.timer.d/schedule.conf, on top of the shipped hozo@.timer) or into /etc/cron.d lines,
+// prints them, and with --install writes them (atomically) and prints or runs the systemctl
+// commands that activate them.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_internal.hpp"
+#include "hozo/process.hpp"
+#include "hozo/schedule.hpp"
+#include "hozo/util/exit_code.hpp"
+#include "hozo/util/fs.hpp"
+#include "hozo/util/strings.hpp"
+#include "hozo/util/time.hpp"
+
+namespace hozo::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSystemdDir = "/etc/systemd/system";
+constexpr const char* kCronDir = "/etc/cron.d";
+constexpr const char* kCronFile = "hozo";  // /etc/cron.d/hozo (cron.d names: letters, digits, _ and - only)
+constexpr const char* kDropInName = "schedule.conf";
+
+struct ScheduleOptions {
+  std::vector<std::string> names;
+  bool systemd = false;
+  bool cron = false;
+  bool install = false;
+  bool enable = false;
+  std::string dir;
+};
+
+/// One selected job and what its schedule becomes.
+struct Entry {
+  const Job* job = nullptr;
+  bool manual = true;
+  std::string value;  ///< the OnCalendar expression or the 5 cron fields
+  std::string error;  ///< why there is no value (conversion impossible)
+  std::optional<std::chrono::system_clock::time_point> next;
+  bool utc = false;
+};
+
+/// Job names end up in file and unit names: accept only what the config loader accepts
+/// (1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit), whatever the caller checked.
+bool safe_instance_name(std::string_view name) {
+  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (name.empty() || name.size() > 64 || !alnum(name.front())) return false;
+  for (const char c : name) {
+    if (!alnum(c) && c != '_' && c != '.' && c != '-') return false;
+  }
+  return true;
+}
+
+std::string timer_unit(const Job& job) { return fmt::format("hozo@{}.timer", job.name); }
+
+fs::path drop_in_path(const fs::path& dir, const Job& job) {
+  return dir / fmt::format("hozo@{}.timer.d", job.name) / kDropInName;
+}
+
+std::string drop_in_text(const Entry& e) {
+  return fmt::format(
+      "# Written by `hozo schedule` from the schedule of job {} (\"{}\"); rerun it after changing the config.\n"
+      "# The empty OnCalendar= drops the default of hozo@.timer.\n"
+      "[Timer]\nOnCalendar=\nOnCalendar={}\n",
+      e.job->name, e.job->schedule, e.value);
+}
+
+/// The path of the running hozo binary (what cron should start), else /usr/bin/hozo.
+std::string self_path() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && exe.is_absolute()) return exe.string();
+  return "/usr/bin/hozo";
+}
+
+/// True when local time is UTC right now and half a year from now (no offset, no DST).
+bool local_zone_is_utc() {
+  const auto now = std::time(nullptr);
+  for (const std::time_t t : {now, now + 183 * 24 * 3600}) {
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    if (tm.tm_gmtoff != 0) return false;
+  }
+  return true;
+}
+
+fs::path absolute_config(const Globals& g) {
+  std::error_code ec;
+  const auto path = fs::absolute(config_path(g), ec);
+  return ec ? config_path(g) : path.lexically_normal();
+}
+
+/// The command part of a cron line. cron hands it to /bin/sh and treats '%' as a newline.
+std::string cron_command(const Globals& g, const Job& job) {
+  std::vector<std::string> argv{self_path(), "-q"};
+  const auto config = absolute_config(g);
+  if (config != default_config_path()) {  // cron's hozo runs as root with the default config
+    argv.emplace_back("-c");
+    argv.push_back(config.string());
+  }
+  argv.emplace_back("jobs");
+  argv.emplace_back("run");
+  argv.push_back(job.name);
+  std::string out;
+  for (const char c : shell_join(argv)) {
+    if (c == '%') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string cron_text(const Globals& g, const std::vector<Entry>& entries) {
+  std::string out = fmt::format(
+      "# /etc/cron.d/{}: written by `hozo schedule --cron` from {}; rerun it after changing the config.\n"
+      "# Fields: minute hour day-of-month month weekday user command. cron uses its own (local) time zone.\n",
+      kCronFile, absolute_config(g).string());
+  const bool local_utc = local_zone_is_utc();
+  for (const auto& e : entries) {
+    if (e.manual) {
+      out += fmt::format("# {}: manual (no schedule)\n", e.job->name);
+    } else if (!e.error.empty()) {
+      out += fmt::format("# {}: {}\n", e.job->name, e.error);
+    } else {
+      if (e.utc && !local_utc) {
+        out += fmt::format("# {}: \"{}\" is in UTC, but this line fires at local time\n", e.job->name,
+                           e.job->schedule);
+      }
+      out += fmt::format("{} root {}\n", e.value, cron_command(g, *e.job));
+    }
+  }
+  return out;
+}
+
+std::string next_text(const Entry& e) { return e.next ? iso8601_utc(*e.next) : std::string("-"); }
+
+/// Runs systemctl (or whatever `systemctl` is first in PATH) without a shell.
+void run_systemctl(const std::vector<std::string>& argv) {
+  fmt::print("+ {}\n", shell_join(argv));
+  ProcessOptions p;
+  p.argv = argv;
+  p.timeout = Millis(120'000);
+  p.on_stdout_line = [](std::string_view line) { fmt::print("  {}\n", printable(line)); };
+  p.on_stderr_line = [](std::string_view line) { fmt::print(stderr, "  {}\n", printable(line)); };
+  p.capture_stdout = Capture::no;
+  p.capture_stderr = Capture::no;
+  p.cancel = &g_cancel;
+  const auto r = unwrap(run_process(p));
+  if (r.exit_code != 0) {
+    leave(make_error(ExitCode::failure, "{} {}", shell_join(argv), describe_termination(r, p.timeout)));
+  }
+}
+
+int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
+  const auto config = load(g);
+  std::vector<const Job*> jobs;
+  if (o.names.empty()) {
+    for (const auto& job : config.jobs) jobs.push_back(&job);
+  } else {
+    jobs = select_jobs(config, o.names, false);
+  }
+  const bool cron = o.cron;
+  const auto now = std::chrono::system_clock::now();
+  std::vector<Entry> entries;
+  bool conversion_failed = false;
+  for (const Job* job : jobs) {
+    if (!safe_instance_name(job->name)) {
+      leave(make_error(ExitCode::config, "job name \"{}\" cannot be used in a unit or file name", printable(job->name)));
+    }
+    Entry e;
+    e.job = job;
+    const auto parsed = parse_schedule(job->schedule);
+    if (!parsed) {
+      e.manual = false;
+      e.error = parsed.error().message;
+    } else if (!parsed->is_manual()) {
+      e.manual = false;
+      e.utc = parsed->zone() == TimeZone::utc;
+      e.next = parsed->next_run(now);
+      auto value = cron ? parsed->to_cron() : parsed->to_oncalendar();
+      if (value) {
+        e.value = *value;
+      } else {
+        e.error = value.error().message;
+      }
+    }
+    if (!e.manual && !e.error.empty()) conversion_failed = true;
+    entries.push_back(std::move(e));
+  }
+  for (const auto& e : entries) {
+    if (!e.error.empty()) {
+      fmt::print(stderr, "hozo: job {}: schedule \"{}\": {}\n", e.job->name, e.job->schedule, e.error);
+    }
+  }
+  if (o.install && conversion_failed) {
+    leave(make_error(ExitCode::config, "nothing installed: fix the schedules above (or convert them with --{})",
+                     cron ? "systemd" : "cron"));
+  }
+  if (cron && !o.install) {
+    if (g.json) {
+      auto arr = nlohmann::json::array();
+      for (const auto& e : entries) {
+        arr.push_back({{"name", e.job->name},
+                       {"schedule", e.job->schedule},
+                       {"manual", e.manual},
+                       {"cron", e.error.empty() && !e.manual ? nlohmann::json(e.value) : nlohmann::json(nullptr)},
+                       {"line", e.error.empty() && !e.manual
+                                    ? nlohmann::json(fmt::format("{} root {}", e.value, cron_command(g, *e.job)))
+                                    : nlohmann::json(nullptr)},
+                       {"next_run", e.next ? nlohmann::json(iso8601_utc(*e.next)) : nlohmann::json(nullptr)},
+                       {"error", e.error}});
+      }
+      print_json(arr);
+    } else {
+      fmt::print("{}", cron_text(g, entries));
+    }
+    return conversion_failed ? to_int(ExitCode::config) : 0;
+  }
+  if (cron) {  // --cron --install
+    const fs::path dir = o.dir.empty() ? fs::path(kCronDir) : fs::path(o.dir);
+    unwrap(make_dirs(dir, 0755));
+    const auto path = dir / kCronFile;
+    unwrap(write_file_atomic(path, cron_text(g, entries), 0644));
+    for (const auto& e : entries) {
+      if (e.manual) fmt::print("{}: manual (no schedule), skipped\n", e.job->name);
+    }
+    fmt::print("wrote {} ({} job(s)); cron reads it by itself, nothing to reload\n", path.string(),
+               std::count_if(entries.begin(), entries.end(), [](const Entry& e) { return !e.manual; }));
+    return 0;
+  }
+
+  // systemd
+  if (!o.install) {
+    if (g.json) {
+      auto arr = nlohmann::json::array();
+      for (const auto& e : entries) {
+        const bool has = !e.manual && e.error.empty();
+        arr.push_back({{"name", e.job->name},
+                       {"schedule", e.job->schedule},
+                       {"manual", e.manual},
+                       {"oncalendar", has ? nlohmann::json(e.value) : nlohmann::json(nullptr)},
+                       {"timer", has ? nlohmann::json(timer_unit(*e.job)) : nlohmann::json(nullptr)},
+                       {"drop_in", has ? nlohmann::json(fmt::format("hozo@{}.timer.d/{}", e.job->name, kDropInName))
+                                       : nlohmann::json(nullptr)},
+                       {"next_run", e.next ? nlohmann::json(iso8601_utc(*e.next)) : nlohmann::json(nullptr)},
+                       {"error", e.error}});
+      }
+      print_json(arr);
+    } else {
+      bool first = true;
+      for (const auto& e : entries) {
+        if (!first) fmt::print("\n");
+        first = false;
+        if (e.manual) {
+          fmt::print("# {}: manual (no schedule), skipped\n", e.job->name);
+        } else if (!e.error.empty()) {
+          fmt::print("# {}: cannot be converted: {}\n", e.job->name, e.error);
+        } else {
+          fmt::print("# hozo@{}.timer.d/{} (next run {})\n{}", e.job->name, kDropInName, next_text(e),
+                     drop_in_text(e));
+        }
+      }
+    }
+    return conversion_failed ? to_int(ExitCode::config) : 0;
+  }
+
+  // systemd --install [--enable]
+  const fs::path dir = o.dir.empty() ? fs::path(kSystemdDir) : fs::path(o.dir);
+  std::vector<std::string> enable_units;
+  std::vector<std::string> disable_units;
+  for (const auto& e : entries) {
+    const auto path = drop_in_path(dir, *e.job);
+    if (e.manual) {
+      // A manual job must not keep firing on an old drop-in (or on hozo@.timer's default).
+      std::error_code ec;
+      if (fs::exists(path, ec)) {
+        if (!fs::remove(path, ec) || ec) {
+          leave(make_error(ExitCode::failure, "cannot remove {}: {}", path.string(), ec.message()));
+        }
+        fs::remove(path.parent_path(), ec);  // only if empty; other drop-ins stay
+        fmt::print("{}: manual (no schedule): removed {}\n", e.job->name, path.string());
+        disable_units.push_back(timer_unit(*e.job));
+      } else {
+        fmt::print("{}: manual (no schedule), skipped\n", e.job->name);
+      }
+      continue;
+    }
+    unwrap(make_dirs(path.parent_path(), 0755));
+    unwrap(write_file_atomic(path, drop_in_text(e), 0644));
+    fmt::print("{}: wrote {} (OnCalendar={}, next run {})\n", e.job->name, path.string(), e.value, next_text(e));
+    enable_units.push_back(timer_unit(*e.job));
+  }
+  std::vector<std::vector<std::string>> commands;
+  if (!enable_units.empty() || !disable_units.empty()) commands.push_back({"systemctl", "daemon-reload"});
+  if (!enable_units.empty()) {
+    std::vector<std::string> argv{"systemctl", "enable", "--now"};
+    argv.insert(argv.end(), enable_units.begin(), enable_units.end());
+    commands.push_back(std::move(argv));
+  }
+  if (!disable_units.empty()) {
+    std::vector<std::string> argv{"systemctl", "disable", "--now"};
+    argv.insert(argv.end(), disable_units.begin(), disable_units.end());
+    commands.push_back(std::move(argv));
+  }
+  if (commands.empty()) {
+    fmt::print("no job has a schedule; nothing to enable\n");
+    return 0;
+  }
+  if (!o.enable) {
+    fmt::print("To activate, run:\n");
+    for (const auto& argv : commands) fmt::print("  {}\n", shell_join(argv));
+    return 0;
+  }
+  for (const auto& argv : commands) run_systemctl(argv);
+  return 0;
+}
+
+}  // namespace
+
+void add_schedule_command(CLI::App& app, Globals& g, Action& action) {
+  auto o = std::make_shared<ScheduleOptions>();
+  auto* cmd = app.add_subcommand("schedule", "systemd timer drop-ins (or cron lines) from the jobs' schedules");
+  cmd->add_option("NAME", o->names, "job names (default: every job)");
+  auto* systemd = cmd->add_flag("--systemd", o->systemd, "hozo@NAME.timer drop-ins (the default)");
+  auto* cron = cmd->add_flag("--cron", o->cron, "lines for /etc/cron.d/hozo instead");
+  systemd->excludes(cron);
+  auto* install =
+      cmd->add_flag("--install", o->install, "write the files (under /etc/systemd/system, or /etc/cron.d/hozo)");
+  cmd->add_flag("--enable", o->enable, "then run systemctl daemon-reload and enable --now the timers")
+      ->needs(install)
+      ->excludes(cron);
+  cmd->add_option("--dir", o->dir, "write under DIR instead of /etc/systemd/system or /etc/cron.d")->needs(install);
+  cmd->callback([&g, &action, o] { action = [&g, o] { return cmd_schedule(g, *o); }; });
+}
+
+}  // namespace hozo::cli
