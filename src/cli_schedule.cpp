@@ -50,7 +50,8 @@ struct ScheduleOptions {
 struct Entry {
   const Job* job = nullptr;
   bool manual = true;
-  std::string value;  ///< the OnCalendar expression or the 5 cron fields
+  std::string value;  ///< the 5 cron fields (--cron)
+  std::vector<std::string> calendars;  ///< the OnCalendar expressions (--systemd); their union is the schedule
   std::string error;  ///< why there is no value (conversion impossible)
   std::optional<std::chrono::system_clock::time_point> next;
   bool utc = false;
@@ -74,11 +75,13 @@ fs::path drop_in_path(const fs::path& dir, const Job& job) {
 }
 
 std::string drop_in_text(const Entry& e) {
-  return fmt::format(
+  std::string out = fmt::format(
       "# Written by `hozo schedule` from the schedule of job {} (\"{}\"); rerun it after changing the config.\n"
       "# The empty OnCalendar= drops the default of hozo@.timer.\n"
-      "[Timer]\nOnCalendar=\nOnCalendar={}\n",
-      e.job->name, e.job->schedule, e.value);
+      "[Timer]\nOnCalendar=\n",
+      e.job->name, e.job->schedule);
+  for (const auto& c : e.calendars) out += fmt::format("OnCalendar={}\n", c);
+  return out;
 }
 
 /// The path of the running hozo binary (what cron should start), else /usr/bin/hozo.
@@ -192,11 +195,20 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
       e.manual = false;
       e.utc = parsed->zone() == TimeZone::utc;
       e.next = parsed->next_run(now);
-      auto value = cron ? parsed->to_cron() : parsed->to_oncalendar();
-      if (value) {
-        e.value = *value;
+      if (cron) {
+        auto value = parsed->to_cron();
+        if (value) {
+          e.value = *value;
+        } else {
+          e.error = value.error().message;
+        }
       } else {
-        e.error = value.error().message;
+        auto calendars = parsed->to_oncalendar_all();
+        if (calendars) {
+          e.calendars = *calendars;
+        } else {
+          e.error = calendars.error().message;
+        }
       }
     }
     if (!e.manual && !e.error.empty()) conversion_failed = true;
@@ -253,7 +265,7 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
         arr.push_back({{"name", e.job->name},
                        {"schedule", e.job->schedule},
                        {"manual", e.manual},
-                       {"oncalendar", has ? nlohmann::json(e.value) : nlohmann::json(nullptr)},
+                       {"oncalendar", has ? nlohmann::json(e.calendars) : nlohmann::json(nullptr)},
                        {"timer", has ? nlohmann::json(timer_unit(*e.job)) : nlohmann::json(nullptr)},
                        {"drop_in", has ? nlohmann::json(fmt::format("hozo@{}.timer.d/{}", e.job->name, kDropInName))
                                        : nlohmann::json(nullptr)},
@@ -302,7 +314,8 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
     }
     unwrap(make_dirs(path.parent_path(), 0755));
     unwrap(write_file_atomic(path, drop_in_text(e), 0644));
-    fmt::print("{}: wrote {} (OnCalendar={}, next run {})\n", e.job->name, path.string(), e.value, next_text(e));
+    fmt::print("{}: wrote {} (OnCalendar={}, next run {})\n", e.job->name, path.string(), join(e.calendars, "; "),
+               next_text(e));
     enable_units.push_back(timer_unit(*e.job));
   }
   std::vector<std::vector<std::string>> commands;

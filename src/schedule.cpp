@@ -235,6 +235,27 @@ Result<std::string> Schedule::to_oncalendar() const {
   return out;
 }
 
+Result<std::vector<std::string>> Schedule::to_oncalendar_all() const {
+  if (day_match_ == DayMatch::any && days_restricted_ && weekdays_restricted_) {
+    Schedule by_day = *this;  // the days of the month, any weekday
+    by_day.day_match_ = DayMatch::all;
+    by_day.weekdays_restricted_ = false;
+    by_day.weekdays_.set();
+    Schedule by_weekday = *this;  // the weekdays, any day of the month
+    by_weekday.day_match_ = DayMatch::all;
+    by_weekday.days_restricted_ = false;
+    by_weekday.days_ = std::bitset<32>(span(1, 31));
+    auto a = by_day.to_oncalendar();
+    if (!a) return std::move(a).error();
+    auto b = by_weekday.to_oncalendar();
+    if (!b) return std::move(b).error();
+    return std::vector<std::string>{std::move(*a), std::move(*b)};
+  }
+  auto one = to_oncalendar();
+  if (!one) return std::move(one).error();
+  return std::vector<std::string>{std::move(*one)};
+}
+
 Result<std::string> Schedule::to_cron() const {
   if (is_manual()) return make_error(ExitCode::config, "a manual schedule has no cron form");
   if (seconds_ != std::bitset<60>(1)) {

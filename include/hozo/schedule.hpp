@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hozo/util/result.hpp"
 
@@ -43,6 +44,11 @@ class Schedule {
   /// The equivalent systemd OnCalendar expression, e.g. "Sun *-*-* 03:00:00 UTC".
   /// Error for manual schedules and cron expressions restricting both day of month and weekday.
   [[nodiscard]] Result<std::string> to_oncalendar() const;
+
+  /// The OnCalendar expressions whose union is this schedule (a timer may have several
+  /// OnCalendar= lines): one, or two for a cron expression restricting both the day of month
+  /// and the weekday (the days of month, and the weekdays). Error for manual schedules.
+  [[nodiscard]] Result<std::vector<std::string>> to_oncalendar_all() const;
 
   /// The equivalent 5-field cron expression (best effort). Cron has no time zone field: run it
   /// in zone(). Error for manual schedules, seconds other than :00 and OnCalendar expressions

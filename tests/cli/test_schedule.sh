@@ -58,7 +58,7 @@ hozo --json schedule
 "${PYTHON:-/usr/bin/python3}" - "$OUT" <<'PY' && ok "--json lists every job with its OnCalendar" || bad "--json: $OUT"
 import json, sys
 j = {e["name"]: e for e in json.loads(sys.argv[1])}
-assert j["nightly"]["oncalendar"] == "*-*-* 02:00:00 UTC", j["nightly"]
+assert j["nightly"]["oncalendar"] == ["*-*-* 02:00:00 UTC"], j["nightly"]
 assert j["nightly"]["next_run"].endswith("T02:00:00Z"), j["nightly"]
 assert j["adhoc"]["manual"] is True and j["adhoc"]["oncalendar"] is None, j["adhoc"]
 assert j["often"]["timer"] == "hozo@often.timer"
@@ -87,17 +87,21 @@ expect_rc "--dir without --install" 2
 hozo schedule --cron --install --enable
 expect_rc "--enable with --cron" 2
 
-# --- a schedule that has no OnCalendar form ------------------------------------------------------------
+# --- schedules with two OnCalendar lines, or no form at all ----------------------------------------------
 cp "$work/hozo.yaml" "$work/good.yaml"
 job either "0 0 13 * 5" >>"$work/hozo.yaml"
-hozo schedule
-expect_rc "day-of-month OR weekday cannot be one OnCalendar" 78
-has "the reason is given" "$ERR" "OR matching weekdays"
-hozo schedule --install --dir "$work/bad"
+hozo schedule either
+expect_rc "cron day-of-month OR weekday" 0
+has "becomes two OnCalendar lines" "$OUT" $'OnCalendar=\nOnCalendar=*-*-13 00:00:00\nOnCalendar=Fri *-*-* 00:00:00'
+job seconds "*-*-* 03:00:30" >>"$work/hozo.yaml"
+hozo schedule seconds --cron
+expect_rc "seconds have no cron form" 78
+has "the reason is given" "$ERR" "seconds other than :00"
+hozo schedule --cron --install --dir "$work/bad"
 expect_rc "--install refuses when one job cannot be converted" 78
 [[ ! -e $work/bad ]] && ok "nothing written" || bad "files written: $(find "$work/bad")"
-hozo schedule either --cron
-expect_rc "the same schedule as cron works" 0
+hozo schedule seconds
+expect_rc "the same schedule as a timer works" 0
 cp "$work/good.yaml" "$work/hozo.yaml"
 
 # --- --install, then --enable with a fake systemctl -------------------------------------------------
@@ -177,7 +181,7 @@ else
 import json, sys
 for e in json.loads(sys.argv[1]):
     if e["oncalendar"]:
-        print(e["name"], e["oncalendar"], e["next_run"], sep="\t")' "$OUT")
+        print(e["name"], e["oncalendar"][0], e["next_run"], sep="\t")' "$OUT")
 fi
 
 echo "$pass passed, $fail failed"

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -400,4 +401,50 @@ TEST(ScheduleSystemd, CalendarAgreesWithSystemdAnalyze) {
     }
   }
   EXPECT_EQ(compared, 2 * 24 * 4);
+}
+
+TEST(Schedule, OnCalendarAllSplitsCronDayOrWeekday) {
+  const auto both = parsed("0 0 13 * 5").to_oncalendar_all();
+  ASSERT_TRUE(both.ok()) << both.error().message;
+  EXPECT_EQ(*both, (std::vector<std::string>{"*-*-13 00:00:00", "Fri *-*-* 00:00:00"}));
+  const auto one = parsed("weekly Sunday 03:00").to_oncalendar_all();
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(*one, (std::vector<std::string>{"Sun *-*-* 03:00:00 UTC"}));
+  // OnCalendar ANDs date and weekday, so its own form stays one line.
+  const auto anded = parsed("Fri *-*-13 00:00").to_oncalendar_all();
+  ASSERT_TRUE(anded.ok());
+  EXPECT_EQ(*anded, (std::vector<std::string>{"Fri *-*-13 00:00:00"}));
+  EXPECT_FALSE(Schedule{}.to_oncalendar_all().ok());
+}
+
+// A timer with several OnCalendar= lines fires at the earliest of them: the union of systemd's
+// elapses for the lines is hozo's run sequence.
+TEST(ScheduleSystemd, SeveralOnCalendarLinesAgreeWithSystemdAnalyze) {
+  if (shell("command -v systemd-analyze").status != 0) GTEST_SKIP() << "systemd-analyze is not installed";
+  const ScopedTz tz("UTC");
+  constexpr int kIterations = 10;
+  for (const char* text : {"0 0 13 * 5", "30 4 1,15 * mon", "0 12 1-7 * sun"}) {
+    const auto s = parsed(text);
+    const auto exprs = s.to_oncalendar_all();
+    ASSERT_TRUE(exprs.ok()) << text;
+    ASSERT_EQ(exprs->size(), 2U) << text;
+    const auto base = at("2024-05-01T00:00:00Z");
+    std::set<std::string> merged;
+    for (const auto& e : *exprs) {
+      const auto sd = systemd_calendar("UTC", e, base, kIterations);
+      EXPECT_EQ(sd.normalized, e) << text;
+      merged.insert(sd.elapses_utc.begin(), sd.elapses_utc.end());
+    }
+    std::vector<std::string> theirs(merged.begin(), merged.end());
+    theirs.resize(kIterations);
+    std::vector<std::string> ours;
+    auto t = base;
+    for (int i = 0; i < kIterations; ++i) {
+      const auto next = s.next_run(t);
+      ASSERT_TRUE(next.has_value());
+      ours.push_back(utc_wall(*next));
+      t = *next;
+    }
+    EXPECT_EQ(ours, theirs) << text;
+  }
 }
