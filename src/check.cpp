@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "hozo/box.hpp"
 #include "hozo/lock.hpp"
 #include "hozo/net.hpp"
 #include "hozo/process.hpp"
@@ -431,6 +432,7 @@ class Checker {
   void local_checks();
   void wol_check();
   void host_check();
+  void agent_and_disk_checks();
   bool host_key_check();
   bool login_check();
   bool remote_zfs_check();
@@ -707,6 +709,38 @@ bool Checker::remote_zfs_check() {
   return true;
 }
 
+/// backupd (when job.agent is set) and the backup disk (when backup_device is set): read-only
+/// looks, no spin-up read (the sync would do that).
+void Checker::agent_and_disk_checks() {
+  if (job_.agent) {
+    auto st = env_.systems.agent_status(job_);
+    if (!st) {
+      add("backupd", CheckStatus::warn,
+          fmt::format("{}; hozo falls back to SSH for pool health, disk and shutdown", st.error().message),
+          "on the box: `systemctl status backupd`; compare agent.url and agent.token_file with backupd.yaml");
+    } else {
+      const auto& s = **st;
+      add("backupd", CheckStatus::ok,
+          fmt::format("{} answers{}, {} pool(s)", job_.agent->url, s.version.empty() ? "" : " (" + s.version + ")",
+                      s.pools.size()));
+    }
+  }
+  if (job_.backup_device.empty()) return;
+  auto control = env_.systems.disk_control(job_, *remote_);
+  auto o = control->observe();
+  if (!o) {
+    add("backup disk", CheckStatus::fail, o.error().message, "check backup_device and the SSH login");
+  } else if (!o->present) {
+    add("backup disk", CheckStatus::fail,
+        fmt::format("{} is not there: {}", job_.backup_device, o->detail),
+        "is the disk connected and powered? compare backup_device with `ls -l /dev/disk/by-id/` on the box");
+  } else {
+    add("backup disk", CheckStatus::ok,
+        fmt::format("{}: {} via {}{}", job_.backup_device, to_string(o->state), control->describe(),
+                    o->state == SpinState::active ? "" : " (a run spins it up first)"));
+  }
+}
+
 void Checker::pool_checks() {
   std::vector<std::string> pools;
   for (const auto& pair : job_.datasets) {
@@ -727,8 +761,14 @@ void Checker::pool_checks() {
             fmt::format("`zpool import {}` on the box or set target_pool_import: true", pool));
         continue;
       }
-      // `zpool import` without a pool name only lists what could be imported.
-      auto listing = remote({"zpool", "import"});
+      // `zpool import` without a pool name only lists what could be imported (searching the
+      // job's target_pool_import_dirs, as the run's import does).
+      std::vector<std::string> list_argv{"zpool", "import"};
+      for (const auto& dir : job_.target_pool_import_dirs) {
+        list_argv.emplace_back("-d");
+        list_argv.push_back(dir);
+      }
+      auto listing = remote(list_argv);
       bool importable = false;
       if (listing) {
         for (const auto line : split_lines(listing->out)) {
@@ -1011,67 +1051,74 @@ void Checker::finish() {
         fmt::format("look at the box; `hozo shutdown {}` once it answers", job_.name));
     return;
   }
-  // The same decision as the pipeline's shutdown stage: only the last user of the host powers it
-  // off, and only when hozo woke it.
-  bool last = true;
-  bool woken = true;
+  // The same decision as the pipeline's shutdown stage (finish_host_use): only the last user of
+  // the host powers it off, and only when hozo woke it. Without a state directory (no lease) the
+  // box check woke is simply powered off.
+  ShutdownResult sd;
   if (lease_) {
-    auto became_last = lease_->try_become_last();
-    last = became_last && *became_last;
-    if (last) {
-      auto marker = lease_->woken_by_hozo();
-      woken = marker && *marker;
-    }
-  }
-  if (!last) {
-    add(name, CheckStatus::ok, "left on: another job uses the box now; the last one powers it off");
-  } else if (!woken) {
-    add(name, CheckStatus::ok, "left on: the woken marker is gone (someone else took over the box)");
+    sd = finish_host_use(*lease_, env_.systems, job_, /*box_up=*/true, PowerOffRules{true, true});
   } else if (auto off = env_.systems.power_off(job_); !off) {
-    add(name, CheckStatus::fail, fmt::format("check woke the box but could not power it off: {}", off.error().message),
-        fmt::format("`hozo shutdown {}`", job_.name));
+    sd = {ShutdownOutcome::failed, off.error().message};
   } else {
-    rep_.powered_off = true;
-    add(name, CheckStatus::ok, fmt::format("check woke the box; \"{}\" sent, SSH port closed", job_.shutdown_command));
-    if (lease_) {
-      if (auto c = lease_->clear_woken(); !c) spdlog::warn("{}", c.error().message);
-    }
+    sd = {ShutdownOutcome::done, env_.systems.last_power_off_detail()};
+    if (sd.message.empty()) sd.message = fmt::format("\"{}\" sent, SSH port closed", job_.shutdown_command);
   }
-  if (lease_) lease_->release();
+  switch (sd.outcome) {
+    case ShutdownOutcome::done:
+      rep_.powered_off = true;
+      add(name, CheckStatus::ok, fmt::format("check woke the box; {}", sd.message));
+      break;
+    case ShutdownOutcome::skipped_in_use:
+      add(name, CheckStatus::ok, "left on: another job uses the box now; the last one powers it off");
+      break;
+    case ShutdownOutcome::failed:
+      add(name, CheckStatus::fail, fmt::format("check woke the box but could not power it off: {}", sd.message),
+          fmt::format("`hozo shutdown {}`", job_.name));
+      break;
+    case ShutdownOutcome::skipped_not_woken:
+    case ShutdownOutcome::not_requested:
+      add(name, CheckStatus::ok, "left on: the woken marker is gone (someone else took over the box)");
+      break;
+  }
 }
 
 CheckReport Checker::run() {
   local_checks();
   wol_check();
-  const std::vector<std::string> remote_rows{"host key", "ssh login", "zfs (box)", "pools", "targets", "permissions",
-                                             "space"};
-  const auto skip_from = [&](std::size_t index, const std::string& reason) {
-    for (std::size_t i = index; i < remote_rows.size(); ++i) skip(remote_rows[i], reason);
+  std::vector<std::string> remote_rows{"host key", "ssh login", "zfs (box)"};
+  if (job_.agent) remote_rows.emplace_back("backupd");
+  if (!job_.backup_device.empty()) remote_rows.emplace_back("backup disk");
+  for (const char* row : {"pools", "targets", "permissions", "space"}) remote_rows.emplace_back(row);
+  // Marks every row from `first` on as skipped.
+  const auto skip_from = [&](std::string_view first, const std::string& reason) {
+    const auto it = std::find(remote_rows.begin(), remote_rows.end(), first);
+    for (auto i = it; i != remote_rows.end(); ++i) skip(*i, reason);
   };
   if (cancelled()) {
     rep_.interrupted = true;
-    skip_from(0, "interrupted");
+    skip_from("host key", "interrupted");
     return rep_;
   }
   host_check();
   if (!box_up_) {
-    skip_from(0, remote_skip_.empty() ? "box not reachable" : remote_skip_);
+    skip_from("host key", remote_skip_.empty() ? "box not reachable" : remote_skip_);
   } else if (!host_key_check()) {
-    skip_from(1, "host key not trusted");
+    skip_from("ssh login", "host key not trusted");
   } else if (!login_check()) {
-    skip_from(2, "no SSH login");
+    skip_from("zfs (box)", "no SSH login");
   } else if (!remote_zfs_check()) {
-    skip_from(3, "no zfs on the box");
+    skip_from(remote_rows[3], "no zfs on the box");
   } else if (cancelled()) {
     rep_.interrupted = true;
-    skip_from(3, "interrupted");
+    skip_from(remote_rows[3], "interrupted");
   } else {
+    agent_and_disk_checks();
     pool_checks();
     target_checks();
     permission_checks();
     if (cancelled()) {
       rep_.interrupted = true;
-      skip_from(6, "interrupted");
+      skip_from("space", "interrupted");
     } else {
       space_checks();
     }

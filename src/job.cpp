@@ -7,6 +7,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "hozo/box.hpp"
 #include "hozo/lock.hpp"
 #include "hozo/notify.hpp"
 #include "hozo/ssh.hpp"
@@ -21,46 +22,6 @@ namespace hozo {
 namespace {
 
 constexpr std::chrono::seconds kRemoteCommandTimeout{120};
-
-/// How syncoid's ssh trusts the box: exactly the key file and known_hosts libssh uses
-/// (ssh_options_for / resolve_identity_file), so both trust the same pinned key.
-SyncoidSshTrust syncoid_trust(const Job& job) {
-  const SshOptions ssh = ssh_options_for(job);
-  auto key = resolve_identity_file(ssh);
-  // No key at all: the connect stage reports that; syncoid (and --dry-run) show the usual default.
-  const std::string key_path = key ? key->string() : expand_home("~/.ssh/id_ed25519").string();
-  return syncoid_trust_for(job, key_path, ssh.known_hosts.string());
-}
-
-/// syncoid 2.1.0 names its ssh control socket /tmp/syncoid-USER@HOST-<unix seconds>: two syncoids
-/// to one host started within the same second share it, and the first to finish closes the other's
-/// connection. Jobs sharing a host therefore start syncoid at least 1.5 s apart (a per-host lock
-/// plus a time stamp under <state dir>/hosts/).
-void space_syncoid_start(const std::filesystem::path& state_dir, const std::string& host, Clock& clock) {
-  constexpr double kSpacingSeconds = 1.5;
-  const auto hosts = state_dir / "hosts";
-  (void)make_dirs(hosts);
-  const auto base = sanitize_file_component(host);
-  auto lock = FileLock::acquire(hosts / (base + ".spawn"), LockMode::exclusive, Millis(60000));
-  if (!lock) {
-    spdlog::warn("cannot serialize syncoid starts for {}: {}", host, lock.error().message);
-    return;
-  }
-  const auto stamp_path = hosts / (base + ".spawned");
-  const auto now_seconds = [&] { return std::chrono::duration<double>(clock.now().time_since_epoch()).count(); };
-  if (auto text = read_file(stamp_path)) {
-    try {
-      const double last = std::stod(*text);
-      const double wait = kSpacingSeconds - (now_seconds() - last);
-      if (wait > 0 && wait <= kSpacingSeconds) {
-        clock.sleep_for(Millis(static_cast<long long>(wait * 1000.0) + 1));
-      }
-    } catch (const std::exception&) {
-      // unreadable stamp: ignore it, it is rewritten below
-    }
-  }
-  (void)write_file_atomic(stamp_path, fmt::format("{:.3f}\n", now_seconds()), 0600);
-}
 
 bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(); }
 
@@ -287,22 +248,10 @@ Result<void> Pipeline::pools() {
     bool health_from_agent = false;
     for (const auto& pool : pools) {
       const AgentPool* from_agent = agent ? agent->find_pool(pool) : nullptr;
-      bool imported_now = from_agent != nullptr;
-      if (!imported_now) {
-        auto imported = pool_imported(*remote_, pool, kRemoteCommandTimeout);
+      if (from_agent == nullptr) {  // backupd lists imported pools only
+        auto imported = import_pool_if_needed(*remote_, job_, pool, kRemoteCommandTimeout);
         if (!imported) return imported.error();
-        imported_now = *imported;
-      }
-      if (!imported_now) {
-        if (!job_.target_pool_import) {
-          return make_error("target pool {} is not imported on {} (target_pool_import is off)", pool, job_.target_host);
-        }
-        spdlog::info("[{}] importing target pool {}", job_.name, pool);
-        if (auto imp = zpool_import(*remote_, pool, kRemoteCommandTimeout, job_.target_pool_import_dirs); !imp) {
-          return imp.error();
-        }
-        notes.push_back(fmt::format("{} imported", pool));
-        from_agent = nullptr;  // backupd's answer predates the import
+        if (*imported) notes.push_back(fmt::format("{} imported", pool));
       }
       auto health = from_agent != nullptr ? Result<PoolHealth>(PoolHealth{pool, from_agent->health})
                                           : zpool_health(*remote_, pool, kRemoteCommandTimeout);
@@ -419,37 +368,7 @@ void Pipeline::shutdown() {
   timing.started = iso8601_utc(sys_.clock().now());
   const auto t0 = sys_.clock().steady_now();
   if (opt_.reporter != nullptr) opt_.reporter->stage_started(job_.name, "shutdown");
-  auto last = lease_->try_become_last();
-  if (!last) {
-    sd.outcome = ShutdownOutcome::failed;
-    sd.message = last.error().message;
-  } else if (!*last) {
-    sd.outcome = ShutdownOutcome::skipped_in_use;
-    sd.message = "another job still uses the host; the last one powers it off";
-  } else {
-    auto woken = lease_->woken_by_hozo();
-    const bool hozo_woke = woken && *woken;
-    if (!box_up_ && !hozo_woke) {
-      sd.outcome = ShutdownOutcome::not_requested;
-      sd.message = "the box was never reached";
-    } else if (!box_up_) {
-      // We woke it but it never answered: there is no SSH to send a shutdown over.
-      sd.outcome = ShutdownOutcome::failed;
-      sd.message = "hozo sent a wake but the box never answered on SSH; cannot power it off";
-    } else if (job_.shutdown_only_if_woken && !hozo_woke) {
-      sd.outcome = ShutdownOutcome::skipped_not_woken;
-      sd.message = "the box was already up when hozo came; leaving it on (shutdown_only_if_woken)";
-    } else if (auto off = sys_.power_off(job_); !off) {
-      sd.outcome = ShutdownOutcome::failed;
-      sd.message = off.error().message;
-    } else {
-      sd.outcome = ShutdownOutcome::done;
-      sd.message = sys_.last_power_off_detail();
-      if (sd.message.empty()) sd.message = fmt::format("\"{}\" sent; SSH port closed", job_.shutdown_command);
-      if (auto c = lease_->clear_woken(); !c) spdlog::warn("[{}] {}", job_.name, c.error().message);
-    }
-  }
-  lease_->release();
+  sd = finish_host_use(*lease_, sys_, job_, box_up_, PowerOffRules{true, job_.shutdown_only_if_woken});
   timing.seconds = std::chrono::duration<double>(sys_.clock().steady_now() - t0).count();
   timing.ok = sd.outcome != ShutdownOutcome::failed;
   timing.message = fmt::format("{}: {}", to_string(sd.outcome), sd.message);

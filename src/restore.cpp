@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "hozo/box.hpp"
 #include "hozo/lock.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/syncoid.hpp"
@@ -31,35 +32,6 @@ bool is_within(std::string_view dataset, std::string_view root) {
 std::string parent_of(std::string_view dataset) {
   const auto slash = dataset.rfind('/');
   return slash == std::string_view::npos ? std::string() : std::string(dataset.substr(0, slash));
-}
-
-/// Same key file and known_hosts as the backup's syncoid (job.cpp's syncoid_trust).
-SyncoidSshTrust restore_trust(const Job& job) {
-  const SshOptions ssh = ssh_options_for(job);
-  auto key = resolve_identity_file(ssh);
-  const std::string key_path = key ? key->string() : expand_home("~/.ssh/id_ed25519").string();
-  return syncoid_trust_for(job, key_path, ssh.known_hosts.string());
-}
-
-/// Keeps syncoid starts to one host 1.5 s apart, with the same files as the backup pipeline
-/// (job.cpp's space_syncoid_start): syncoid 2.1.0 names its ssh control socket by host and second.
-void space_syncoid_start(const std::filesystem::path& state_dir, const std::string& host, Clock& clock) {
-  const auto hosts = state_dir / "hosts";
-  (void)make_dirs(hosts);
-  const auto base = sanitize_file_component(host);
-  auto lock = FileLock::acquire(hosts / (base + ".spawn"), LockMode::exclusive, Millis(60000));
-  if (!lock) return;
-  const auto stamp_path = hosts / (base + ".spawned");
-  const auto now_seconds = [&] { return std::chrono::duration<double>(clock.now().time_since_epoch()).count(); };
-  if (auto text = read_file(stamp_path)) {
-    try {
-      const double wait = 1.5 - (now_seconds() - std::stod(*text));
-      if (wait > 0 && wait <= 1.5) clock.sleep_for(Millis(static_cast<long long>(wait * 1000.0) + 1));
-    } catch (const std::exception&) {
-      // unreadable stamp: rewritten below
-    }
-  }
-  (void)write_file_atomic(stamp_path, fmt::format("{:.3f}\n", now_seconds()), 0600);
 }
 
 /// The job's pair that `source` names: one of its sources, or a descendant of a recursive one
@@ -177,15 +149,8 @@ class Restore {
     auto remote = sys_.connect(job_);
     if (!remote) return remote.error();
     remote_ = std::move(*remote);
-    const auto pool = pool_of(plan_.pair.target);
-    auto imported = pool_imported(*remote_, pool, kZfsTimeout);
+    auto imported = import_pool_if_needed(*remote_, job_, pool_of(plan_.pair.target), kZfsTimeout);
     if (!imported) return imported.error();
-    if (!*imported) {
-      if (!job_.target_pool_import) {
-        return make_error("backup pool {} is not imported on {} (target_pool_import is off)", pool, job_.target_host);
-      }
-      if (auto imp = zpool_import(*remote_, pool, kZfsTimeout); !imp) return imp.error();
-    }
     return ok();
   }
 
@@ -287,32 +252,14 @@ class Restore {
     return ok();
   }
 
-  /// As Pipeline::shutdown (job.cpp): only if this restore woke the box, and only by the last user.
+  /// As the pipeline's shutdown stage (finish_host_use): only if hozo woke the box, only by the last user.
   void shutdown() {
     auto& sd = rec_.shutdown;
-    if (!job_.shutdown_after || !lease_) {
-      sd = {ShutdownOutcome::not_requested, !lease_ ? "host lease not held" : "shutdown_after is off"};
-    } else if (auto last = lease_->try_become_last(); !last) {
-      sd = {ShutdownOutcome::failed, last.error().message};
-    } else if (!*last) {
-      sd = {ShutdownOutcome::skipped_in_use, "another job still uses the host; the last one powers it off"};
+    if (!lease_) {
+      sd = {ShutdownOutcome::not_requested, "host lease not held"};
     } else {
-      const auto woken = lease_->woken_by_hozo();
-      const bool hozo_woke = woken && *woken;
-      if (!box_up_ && !hozo_woke) {
-        sd = {ShutdownOutcome::not_requested, "the box was never reached"};
-      } else if (!box_up_) {
-        sd = {ShutdownOutcome::failed, "hozo sent a wake but the box never answered on SSH; cannot power it off"};
-      } else if (job_.shutdown_only_if_woken && !hozo_woke) {
-        sd = {ShutdownOutcome::skipped_not_woken, "the box was already up; leaving it on (shutdown_only_if_woken)"};
-      } else if (auto off = sys_.power_off(job_); !off) {
-        sd = {ShutdownOutcome::failed, off.error().message};
-      } else {
-        sd = {ShutdownOutcome::done, fmt::format("\"{}\" sent; SSH port closed", job_.shutdown_command)};
-        (void)lease_->clear_woken();
-      }
+      sd = finish_host_use(*lease_, sys_, job_, box_up_, PowerOffRules{job_.shutdown_after, job_.shutdown_only_if_woken});
     }
-    if (lease_) lease_->release();
     spdlog::info("[{}] restore: shutdown {}: {}", job_.name, to_string(sd.outcome), sd.message);
     if (sd.outcome == ShutdownOutcome::failed) fail("shutdown", Error{sd.message, ExitCode::failure});
     if (auto s = state_.update_restore(rec_); !s) spdlog::warn("[{}] cannot update state file: {}", job_.name, s.error().message);
@@ -413,7 +360,7 @@ Result<RestorePlan> plan_restore(const Job& job, const RestoreRequest& request, 
   SyncoidPullOptions pull;
   pull.recursive = plan.pair.recursive;
   pull.force_delete = plan.in_place && plan.force_delete;
-  auto argv = build_syncoid_pull_argv(job, plan.pair.target, plan.target, restore_trust(job), pull);
+  auto argv = build_syncoid_pull_argv(job, plan.pair.target, plan.target, syncoid_trust(job), pull);
   if (!argv) return std::move(argv).error();
   plan.syncoid_argv = std::move(*argv);
   return plan;

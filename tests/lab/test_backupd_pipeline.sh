@@ -160,4 +160,18 @@ t_check "hozo shutdown went through backupd" grep -q "backupd POST /shutdown (po
 t_eq "box is off" off "$(lab_box_state)"
 t_check "the pool was exported" bash -c "! zpool list -H -o name '$LAB_TGT_POOL' >/dev/null 2>&1"
 
+# ------------------------------------------------------------------------------------------
+t_log "7. hozo check --wake looks at backupd and the disk (no spin-up read)"
+lab_disk_standby
+spinups_before=$(grep -c "/spinup" "$LAB_BACKUPD_LOG")
+lab_mark_events
+hozo_run --json check nightly --wake
+t_eq "check exits 0" 0 "$HOZO_RC"
+((HOZO_RC == 0)) || json_get "$T_OUT" "'\n'.join(r['status'] + ' ' + r['name'] + ': ' + r['detail'] for r in d['jobs'][0]['rows'])" >&2
+row() { json_get "$T_OUT" "next(r['status'] + ' ' + r['detail'] for r in d['jobs'][0]['rows'] if r['name'] == '$1')"; }
+t_check "backupd row ok ($(row backupd))" grep -q "^ok $LAB_BACKUPD_URL answers" <<<"$(row backupd)"
+t_check "backup disk row: standby via backupd ($(row 'backup disk'))" grep -q "^ok $DISK: standby via backupd" <<<"$(row 'backup disk')"
+t_eq "check asked backupd for no spin-up" "$spinups_before" "$(grep -c "/spinup" "$LAB_BACKUPD_LOG")"
+t_eq "box is off again" off "$(lab_box_state)"
+
 t_done

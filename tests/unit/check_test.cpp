@@ -261,6 +261,9 @@ class FakeWorld final : public JobSystems {
   std::string remote_snapshots;  ///< zfs get listing of the target
   std::string allow_output;
   bool sudo_ok = true;
+  bool disk_present = true;
+  std::string disk_state = "standby";
+  std::optional<Result<std::optional<AgentStatus>>> agent_answer;  ///< unset: the job has no agent
   // local
   std::set<std::string> local_datasets{"tank/data"};
   bool send_nvp = true;
@@ -320,6 +323,10 @@ class FakeWorld final : public JobSystems {
     return {};
   }
   Clock& clock() override { return clock_; }
+  Result<std::optional<AgentStatus>> agent_status(const Job&) override {
+    if (!agent_answer) return std::optional<AgentStatus>();
+    return *agent_answer;
+  }
 
  private:
   Result<CommandOutput> answer_local(const std::vector<std::string>& argv) {
@@ -346,6 +353,8 @@ class FakeWorld final : public JobSystems {
     const std::string cmd = join(argv, " ");
     const std::string& last = argv.back();
     if (cmd == "zfs version") return remote_zfs ? out("zfs-2.1.11-1\nzfs-kmod-2.1.11-1\n") : fail(127, "sh: 1: zfs: not found\n");
+    if (cmd == "test -b /dev/sdb") return disk_present ? out("") : fail(1, "");
+    if (cmd == "hdparm -C /dev/sdb") return out("\n/dev/sdb:\n drive state is:  " + disk_state + "\n");
     if (cmd.starts_with("zpool list -H -o name,health ")) {
       return pools.contains(last) ? out(last + "\t" + pools[last] + "\n") : fail(1, "cannot open '" + last + "': no such pool\n");
     }
@@ -442,9 +451,12 @@ void expect_read_only(const FakeWorld& w) {
         << "local command " << c;
   }
   for (const auto& c : w.remote_runner.calls) {
+    // `zpool import [-d DIR]...` only lists (a real import ends with the pool name, not a path).
+    const bool import_listing =
+        c == "zpool import" || (c.starts_with("zpool import -d ") && c.rfind(" /") == c.rfind(' '));
     EXPECT_TRUE(c == "zfs version" || c.starts_with("zfs list ") || c.starts_with("zfs get ") ||
-                c.starts_with("zfs allow ") || c.starts_with("zpool list ") || c == "zpool import" || c == "id -Gn" ||
-                c == "sudo -n true")
+                c.starts_with("zfs allow ") || c.starts_with("zpool list ") || import_listing || c == "id -Gn" ||
+                c == "sudo -n true" || c.starts_with("test -b ") || c.starts_with("hdparm -C "))
         << "remote command " << c;
   }
 }
@@ -750,6 +762,54 @@ TEST(CheckRun, CancelledBeforeTheRemoteChecks) {
   EXPECT_TRUE(report.interrupted);
   EXPECT_FALSE(report.ok());
   EXPECT_EQ(status_of(report, "ssh login"), CheckStatus::skipped);
+}
+
+TEST(CheckRun, BackupDiskIsLookedAtNotSpunUp) {
+  Harness h;
+  h.world.up = true;
+  Job job = check_job();
+  job.backup_device = "/dev/sdb";
+  auto report = h.run(job);
+  EXPECT_EQ(status_of(report, "backup disk"), CheckStatus::ok);
+  EXPECT_NE(find_row(report, "backup disk")->detail.find("standby via hdparm over SSH (root@box:22) (a run spins it up first)"),
+            std::string::npos)
+      << find_row(report, "backup disk")->detail;
+  expect_read_only(h.world);  // no dd read
+  h.world.disk_present = false;
+  report = h.run(job);
+  EXPECT_EQ(status_of(report, "backup disk"), CheckStatus::fail);
+  EXPECT_FALSE(report.ok());
+  EXPECT_NE(find_row(report, "backup disk")->fix.find("/dev/disk/by-id"), std::string::npos);
+}
+
+TEST(CheckRun, AgentAnswersOrIsAWarning) {
+  Harness h;
+  h.world.up = true;
+  Job job = check_job();
+  job.agent = AgentSettings{"http://192.0.2.10:9999", Secret("t0ken")};
+  AgentStatus st;
+  st.version = "0.1.0";
+  st.pools.push_back(AgentPool{"backup", "ONLINE", 0, 0, 0, "", "", ""});
+  h.world.agent_answer = Result<std::optional<AgentStatus>>(std::optional<AgentStatus>(st));
+  auto report = h.run(job);
+  EXPECT_EQ(status_of(report, "backupd"), CheckStatus::ok);
+  EXPECT_NE(find_row(report, "backupd")->detail.find("(0.1.0), 1 pool(s)"), std::string::npos);
+  h.world.agent_answer = Result<std::optional<AgentStatus>>(make_error("agent http://192.0.2.10:9999 /status: token rejected (401)"));
+  report = h.run(job);
+  EXPECT_EQ(status_of(report, "backupd"), CheckStatus::warn);
+  EXPECT_TRUE(report.ok()) << format_report(report);  // hozo falls back to SSH: not a failure
+}
+
+TEST(CheckRun, NoLoginSkipsTheAgentAndDiskRows) {
+  Harness h;
+  h.world.up = true;
+  h.world.login_ok = false;
+  Job job = check_job();
+  job.backup_device = "/dev/sdb";
+  job.agent = AgentSettings{"http://192.0.2.10:9999", Secret("t0ken")};
+  const auto report = h.run(job);
+  EXPECT_EQ(status_of(report, "backupd"), CheckStatus::skipped);
+  EXPECT_EQ(status_of(report, "backup disk"), CheckStatus::skipped);
 }
 
 TEST(CheckOutput, TableAndJson) {

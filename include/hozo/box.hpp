@@ -1,0 +1,50 @@
+#pragma once
+// Using the backup box: the steps that `jobs run` (the pipeline), `restore` and `check` share, so
+// that they trust the same host key, space their syncoid starts the same way, import pools by the
+// same rules and power the box off by the same rules (only the last user, only if hozo woke it).
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "hozo/command.hpp"
+#include "hozo/config.hpp"
+#include "hozo/job.hpp"
+#include "hozo/lock.hpp"
+#include "hozo/state.hpp"
+#include "hozo/syncoid.hpp"
+#include "hozo/util/result.hpp"
+#include "hozo/util/time.hpp"
+
+namespace hozo {
+
+/// How syncoid's ssh trusts the box: exactly the key file and known_hosts libssh uses
+/// (ssh_options_for / resolve_identity_file), so both trust the same pinned key.
+SyncoidSshTrust syncoid_trust(const Job& job);
+
+/// syncoid 2.1.0 names its ssh control socket /tmp/syncoid-USER@HOST-<unix seconds>: two syncoids
+/// to one host started within the same second share it, and the first to finish closes the other's
+/// connection. Every syncoid start to a host therefore waits until 1.5 s have passed since the last
+/// one (a per-host lock plus a time stamp under <state dir>/hosts/).
+void space_syncoid_start(const std::filesystem::path& state_dir, const std::string& host, Clock& clock);
+
+/// Imports `pool` on the box when it is not imported (job.target_pool_import, with
+/// job.target_pool_import_dirs as `zpool import -d` search directories). Returns true when it
+/// imported the pool, false when it already was; an Error when it is not imported and may not be.
+Result<bool> import_pool_if_needed(CommandRunner& remote, const Job& job, std::string_view pool,
+                                   std::chrono::seconds timeout);
+
+/// Whether the end of a command powers the box off at all, and only when hozo woke it.
+struct PowerOffRules {
+  bool requested = true;      ///< job.shutdown_after (check: always)
+  bool only_if_woken = true;  ///< job.shutdown_only_if_woken (check: always)
+};
+
+/// The end of every command that used the box: powers it off only if this is the last user of the
+/// host (HostLease::try_become_last), the box answered during the command, and — with
+/// rules.only_if_woken — hozo woke it (the lease's woken marker). Clears the marker after a
+/// power-off and releases the lease. The result says what happened and why.
+ShutdownResult finish_host_use(HostLease& lease, JobSystems& systems, const Job& job, bool box_up, PowerOffRules rules);
+
+}  // namespace hozo

@@ -1,0 +1,93 @@
+#include "hozo/box.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "hozo/ssh.hpp"
+#include "hozo/util/fs.hpp"
+#include "hozo/util/strings.hpp"
+#include "hozo/zfs.hpp"
+
+namespace hozo {
+
+SyncoidSshTrust syncoid_trust(const Job& job) {
+  const SshOptions ssh = ssh_options_for(job);
+  auto key = resolve_identity_file(ssh);
+  // No key at all: the connect stage reports that; syncoid (and --dry-run) show the usual default.
+  const std::string key_path = key ? key->string() : expand_home("~/.ssh/id_ed25519").string();
+  return syncoid_trust_for(job, key_path, ssh.known_hosts.string());
+}
+
+void space_syncoid_start(const std::filesystem::path& state_dir, const std::string& host, Clock& clock) {
+  constexpr double kSpacingSeconds = 1.5;
+  const auto hosts = state_dir / "hosts";
+  (void)make_dirs(hosts);
+  const auto base = sanitize_file_component(host);
+  auto lock = FileLock::acquire(hosts / (base + ".spawn"), LockMode::exclusive, Millis(60000));
+  if (!lock) {
+    spdlog::warn("cannot serialize syncoid starts for {}: {}", host, lock.error().message);
+    return;
+  }
+  const auto stamp_path = hosts / (base + ".spawned");
+  const auto now_seconds = [&] { return std::chrono::duration<double>(clock.now().time_since_epoch()).count(); };
+  if (auto text = read_file(stamp_path)) {
+    try {
+      const double last = std::stod(*text);
+      const double wait = kSpacingSeconds - (now_seconds() - last);
+      if (wait > 0 && wait <= kSpacingSeconds) {
+        clock.sleep_for(Millis(static_cast<long long>(wait * 1000.0) + 1));
+      }
+    } catch (const std::exception&) {
+      // unreadable stamp: ignore it, it is rewritten below
+    }
+  }
+  (void)write_file_atomic(stamp_path, fmt::format("{:.3f}\n", now_seconds()), 0600);
+}
+
+Result<bool> import_pool_if_needed(CommandRunner& remote, const Job& job, std::string_view pool,
+                                   std::chrono::seconds timeout) {
+  auto imported = pool_imported(remote, pool, timeout);
+  if (!imported) return imported.error();
+  if (*imported) return false;
+  if (!job.target_pool_import) {
+    return make_error("target pool {} is not imported on {} (target_pool_import is off)", pool, job.target_host);
+  }
+  spdlog::info("[{}] importing target pool {}", job.name, pool);
+  if (auto imp = zpool_import(remote, pool, timeout, job.target_pool_import_dirs); !imp) return imp.error();
+  return true;
+}
+
+ShutdownResult finish_host_use(HostLease& lease, JobSystems& systems, const Job& job, bool box_up, PowerOffRules rules) {
+  ShutdownResult sd;
+  if (!rules.requested) {
+    sd = {ShutdownOutcome::not_requested, "shutdown_after is off"};
+  } else if (auto last = lease.try_become_last(); !last) {
+    sd = {ShutdownOutcome::failed, last.error().message};
+  } else if (!*last) {
+    sd = {ShutdownOutcome::skipped_in_use, "another job still uses the host; the last one powers it off"};
+  } else {
+    const auto woken = lease.woken_by_hozo();
+    const bool hozo_woke = woken && *woken;
+    if (!box_up && !hozo_woke) {
+      sd = {ShutdownOutcome::not_requested, "the box was never reached"};
+    } else if (!box_up) {
+      // hozo woke it but it never answered: there is no SSH to send a shutdown over. The marker
+      // stays: a later run that reaches the box powers it off.
+      sd = {ShutdownOutcome::failed, "hozo sent a wake but the box never answered on SSH; cannot power it off"};
+    } else if (rules.only_if_woken && !hozo_woke) {
+      sd = {ShutdownOutcome::skipped_not_woken,
+            "the box was already up when hozo came; leaving it on (shutdown_only_if_woken)"};
+    } else if (auto off = systems.power_off(job); !off) {
+      sd = {ShutdownOutcome::failed, off.error().message};
+    } else {
+      sd.outcome = ShutdownOutcome::done;
+      sd.message = systems.last_power_off_detail();
+      if (sd.message.empty()) sd.message = fmt::format("\"{}\" sent; SSH port closed", job.shutdown_command);
+      if (auto c = lease.clear_woken(); !c) spdlog::warn("[{}] {}", job.name, c.error().message);
+    }
+  }
+  lease.release();
+  return sd;
+}
+
+}  // namespace hozo
