@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Hōzō demo (README command 1): installs what it needs, builds, starts the embedded lab
-# (a simulated backup box that is off, with a real sshd, in its own network namespace; user-space
-# ZFS from zfs-fuse), runs a real `hozo jobs run demo` against it twice (full, then incremental),
-# prints the result and `hozo status`, and tears everything down again.
+# (a simulated backup box that is off, with a real sshd and backupd, in its own network namespace;
+# a backup disk in standby on a loop device; user-space ZFS from zfs-fuse), runs a real
+# `hozo jobs run demo` against it twice (full, then incremental: the box's backupd exported the
+# pool at the first power-off, so the second run imports it), prints the result and
+# `hozo status`, and tears everything down again.
 #   sudo examples/demo.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,10 +18,11 @@ fi
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
-cmake --build "$build" --target hozo
+cmake --build "$build" --target hozo backupd
 hozo_bin=$build/hozo
 
 LAB_ID=demo$$
+export LAB_BACKUPD=1 LAB_DISK=1 BACKUPD_BIN=$build/backupd
 source "$root/tests/lab/lab.sh"
 lab_require
 trap 'status=$?; set +e; lab_down; exit $status' EXIT
@@ -43,6 +46,12 @@ jobs:
     recursive: true
     ssh_timeout: 60
     schedule: "daily 02:00"
+    backup_device: $(lab_disk_dev)     # spun up before the sync
+    disk_spinup_timeout: 30
+    target_pool_import_dirs: [$LAB_POOL_DIR]
+    agent:                             # backupd on the box
+      url: $LAB_BACKUPD_URL
+      token_file: $LAB_BACKUPD_TOKEN_FILE
 YAML
 
 hozo() { # runs hozo in the lab's orchestrator namespace (its only route is the lab's veth)
@@ -50,12 +59,13 @@ hozo() { # runs hozo in the lab's orchestrator namespace (its only route is the 
 }
 
 echo
-echo "== the box is $(lab_box_state); hozo jobs run demo (full send)"
+echo "== the box is $(lab_box_state), its backup disk is $(lab_disk_standby; lab_disk_state); hozo jobs run demo (full send)"
 hozo jobs run demo
 echo
 echo "== new data and a new snapshot on the source; hozo jobs run demo (incremental)"
 date >"$LAB_SRC_MNT/data/demo-$(date +%s).txt"
 zfs snapshot -r "$LAB_SRC_POOL/data@demo-$(date +%s)"
+lab_disk_standby
 hozo jobs run demo
 echo
 echo "== hozo status demo"
@@ -71,5 +81,8 @@ for line in sys.stdin:
     e = json.loads(line)
     if e["event"] in ("wol_received", "boot_started", "ssh_up", "poweroff", "off"):
         print("  {:>10.3f}  {}".format(e["wall"] % 100000, e["event"]))'
+echo
+echo "== what backupd on the box logged"
+sed 's/^/  /' "$LAB_BACKUPD_LOG"
 echo
 echo "demo finished: the box is $(lab_box_state); the lab is torn down now."
