@@ -13,7 +13,11 @@ jobs=$(nproc)
 "$root/tests/install-deps.sh"
 
 launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  # Paths relative to the checkout: a fresh clone elsewhere (CI) hits the cache of earlier builds.
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHOZO_WERROR=ON \
   -DHOZO_FUZZ_SECONDS="${HOZO_FUZZ_SECONDS:-60}" "${launcher[@]}"
 cmake --build "$build" -j "$jobs"

@@ -20,12 +20,6 @@ lab_up || exit 1
 
 DISK=$(lab_disk_dev)
 tgt_imported() { zpool list -H -o name "$LAB_TGT_POOL" >/dev/null 2>&1; }
-# zfs-fuse quirk (see test_pipeline.sh): remount the received tree before comparing files.
-remount_tree() { # DATASET
-  local ds
-  for ds in $(zfs list -H -o name -r "$1" | sort -r); do zfs unmount -f "$ds" 2>/dev/null; done
-  for ds in $(zfs list -H -o name -r "$1"); do zfs mount "$ds" 2>/dev/null; done
-}
 # Compares source and target files (imports the exported target pool for it, exports it again).
 same_data_exported() {
   zpool import -d "$LAB_POOL_DIR" "$LAB_TGT_POOL" || return 1

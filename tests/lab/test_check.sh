@@ -11,16 +11,6 @@ lab_require
 trap lab_down EXIT
 lab_up || exit 1
 
-box_on() { # wakes the box outside hozo and waits until sshd answers
-  [[ $(lab_box_state) == on ]] && return 0
-  lab_mark_events
-  lab_wake && lab_wait_event ssh_up 20 >/dev/null
-}
-box_off() { # switches the box off outside hozo
-  [[ $(lab_box_state) == off ]] && return 0
-  lab_box_ctl poweroff
-  for _ in $(seq 1 100); do [[ $(lab_box_state) == off ]] && return 0; sleep 0.1; done
-}
 target_tree() { zfs list -H -o name -r "$LAB_TGT_POOL" | sort | tr '\n' ' '; }
 # The status symbol of the row NAME in $T_OUT ("✓", "!", "✗", "-"), first match.
 row() { awk -v n="$1" '{ line = $0; sub(/^  /, "", line); sym = substr(line, 1, index(line, " ") - 1);

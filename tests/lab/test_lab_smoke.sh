@@ -23,11 +23,6 @@ ms_since() { "$LAB_PY" -c "import sys; print(round((float(sys.argv[2]) - float(s
 ev_field() { # NAME FIELD: a field of the last event NAME after the mark
   "$LAB_PY" -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$(lab_last_event "$1")" "$2"
 }
-remount_tree() { # DATASET: zfs-fuse child mounts can go stale after an incremental receive
-  local ds
-  for ds in $(zfs list -H -o name -r "$1" | sort -r); do zfs unmount -f "$ds" 2>/dev/null; done
-  for ds in $(zfs list -H -o name -r "$1"); do zfs mount "$ds" 2>/dev/null; done
-}
 same_tree() { # SRC_DIR TGT_DIR TGT_DATASET
   remount_tree "$3"
   lab_tree_sums "$1" >"$LAB_DIR/sums.src"

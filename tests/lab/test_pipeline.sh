@@ -9,13 +9,6 @@ lab_require
 trap lab_down EXIT
 lab_up || exit 1
 
-# zfs-fuse quirk: after an incremental receive into a parent dataset, a child's mount can go stale
-# (listed but unreadable); remounting the received tree before comparing files avoids it.
-remount_tree() { # DATASET
-  local ds
-  for ds in $(zfs list -H -o name -r "$1" | sort -r); do zfs unmount -f "$ds" 2>/dev/null; done
-  for ds in $(zfs list -H -o name -r "$1"); do zfs mount "$ds" 2>/dev/null; done
-}
 same_data() { # SOURCE_DIR TARGET_DIR: same files with the same sha256, and not empty
   remount_tree "$(zfs list -H -o name "$2")"
   lab_tree_sums "$1" >"$LAB_DIR/sums.src"
@@ -24,16 +17,6 @@ same_data() { # SOURCE_DIR TARGET_DIR: same files with the same sha256, and not 
 }
 # "[s]" keeps pgrep -f from matching a shell whose own command line holds the pattern.
 syncoid_running() { pgrep -f "[s]yncoid.*$LAB_SRC_POOL" >/dev/null; }
-box_on() { # wakes the box outside hozo and waits until sshd answers
-  [[ $(lab_box_state) == on ]] && return 0
-  lab_mark_events
-  lab_wake && lab_wait_event ssh_up 20 >/dev/null
-}
-box_off() { # switches the box off outside hozo
-  [[ $(lab_box_state) == off ]] && return 0
-  lab_box_ctl poweroff
-  for _ in $(seq 1 100); do [[ $(lab_box_state) == off ]] && return 0; sleep 0.1; done
-}
 
 # ------------------------------------------------------------------------------------------
 t_log "1. box off -> full run -> data equal, verified, box powered off; second run incremental"

@@ -10,12 +10,6 @@ lab_require
 trap lab_down EXIT
 lab_up || exit 1
 
-# zfs-fuse quirk (as in test_pipeline.sh): after a receive a child's mount can go stale; remount first.
-remount_tree() { # DATASET
-  local ds
-  for ds in $(zfs list -H -o name -r "$1" | sort -r); do zfs unmount -f "$ds" 2>/dev/null; done
-  for ds in $(zfs list -H -o name -r "$1"); do zfs mount "$ds" 2>/dev/null; done
-}
 mnt_of() { zfs get -H -o value mountpoint "$1"; }
 # sums_of DATASET: `path sha256` of every file of the mounted tree (children included).
 sums_of() {

@@ -78,3 +78,23 @@ state_get() {
   "$LAB_PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["runs"][-1]; print(eval(sys.argv[3]))' \
     "$T_STATE" "$1" "$2"
 }
+
+# zfs-fuse quirk: after an incremental receive into a parent dataset, a child's mount can go stale
+# (listed but unreadable); remounting the received tree before comparing files avoids it.
+remount_tree() { # DATASET
+  local ds
+  for ds in $(zfs list -H -o name -r "$1" | sort -r); do zfs unmount -f "$ds" 2>/dev/null; done
+  for ds in $(zfs list -H -o name -r "$1"); do zfs mount "$ds" 2>/dev/null; done
+}
+
+# Switching the box on and off outside hozo (the simulator's power button).
+box_on() { # wakes the box outside hozo and waits until sshd answers
+  [[ $(lab_box_state) == on ]] && return 0
+  lab_mark_events
+  lab_wake && lab_wait_event ssh_up 20 >/dev/null
+}
+box_off() { # switches the box off outside hozo
+  [[ $(lab_box_state) == off ]] && return 0
+  lab_box_ctl poweroff
+  for _ in $(seq 1 100); do [[ $(lab_box_state) == off ]] && return 0; sleep 0.1; done
+}
