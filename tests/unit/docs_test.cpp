@@ -295,6 +295,51 @@ TEST(DocsTest, EverySubcommandIsInHozo1AndReadme) {
   }
 }
 
+/// The long options ("--dry-run") in the "Options:" section of a CLI11 help text (not --help).
+std::vector<std::string> help_long_options(const std::string& help) {
+  std::vector<std::string> options;
+  bool in_section = false;
+  static const std::regex long_option(R"((^|[ ,])(--[a-z][a-z0-9-]*))");
+  for (const auto& line : lines_of(help)) {
+    std::string lower = line;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower.rfind("options:", 0) == 0) {
+      in_section = true;
+      continue;
+    }
+    if (!in_section) continue;
+    if (line.empty() || line.front() != ' ') {
+      in_section = false;
+      continue;
+    }
+    const auto spec = words_of(line).empty() ? std::string() : words_of(line).front();  // "-n,--dry-run"
+    std::smatch m;
+    if (std::regex_search(spec, m, long_option) && m[2] != "--help") options.push_back(m[2]);
+  }
+  return options;
+}
+
+TEST(DocsTest, EveryLongOptionIsInHozo1) {
+  const std::string page = read_text("man/hozo.1");
+  std::vector<std::string> paths = cli_commands();
+  paths.emplace_back("");  // the global options
+  std::size_t seen = 0;
+  for (const auto& command : paths) {
+    std::string argv = shell_quote(kHozoBin);
+    for (const auto& w : words_of(command)) argv += " " + shell_quote(w);
+    const auto help = run_command(argv + " --help");
+    ASSERT_EQ(help.status, 0) << argv << " --help failed:\n" << help.output;
+    for (const auto& option : help_long_options(help.output)) {
+      ++seen;
+      // mdoc: "Fl -dry-run" renders as --dry-run.
+      EXPECT_NE(page.find("Fl " + option.substr(1)), std::string::npos)
+          << "man/hozo.1 does not document " << option << " of \"hozo " << command << "\" (expected \"Fl "
+          << option.substr(1) << "\")";
+    }
+  }
+  EXPECT_GE(seen, 20u) << "too few options parsed from --help: the check proves nothing";
+}
+
 // ------------------------------------------------------------------------------ exit codes
 
 std::set<int> declared_exit_codes() {
