@@ -33,6 +33,9 @@ done
 exec_start=$(grep '^ExecStart=' "$prefix/lib/systemd/system/hozo@.service")
 [[ $exec_start == "ExecStart=$prefix/bin/hozo jobs run %i" ]] && ok "hozo@.service runs the installed binary" ||
   bad "hozo@.service: $exec_start"
+exec_start=$(grep '^ExecStart=' "$prefix/lib/systemd/system/backupd.service")
+[[ $exec_start == "ExecStart=$prefix/bin/backupd --config /etc/hozo/backupd.yaml" ]] &&
+  ok "backupd.service runs the installed binary" || bad "backupd.service: $exec_start"
 
 if command -v systemd-analyze >/dev/null; then
   # The installed man pages satisfy Documentation= (systemd-analyze runs man on them).

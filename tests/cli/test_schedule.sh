@@ -157,7 +157,8 @@ else
   out=$(systemd-analyze verify --man=no "$u/hozo@weekly.timer" 2>&1)
   rc=$?
   [[ $rc == 0 && -z $out ]] && ok "verify with the generated drop-in: clean" || bad "verify with drop-in (exit $rc): $out"
-  sed 's#/usr/bin/backupd#/bin/true#' "$src/systemd/backupd.service" >"$u/backupd.service"
+  sed "s#@HOZO_BINDIR@/backupd#/bin/true#" "$src/systemd/backupd.service.in" >"$u/backupd.service"
+  grep -q '@HOZO' "$u/backupd.service" && bad "backupd.service.in has an unknown @VARIABLE@"
   out=$(systemd-analyze verify --man=no "$u/backupd.service" 2>&1)
   rc=$?
   [[ $rc == 0 && -z $out ]] && ok "backupd.service verifies clean" || bad "backupd.service (exit $rc): $out"

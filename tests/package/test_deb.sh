@@ -51,6 +51,9 @@ done
 grep -q '^./usr/local/' <<<"$contents" && bad "files under /usr/local" || ok "nothing under /usr/local"
 exec_start=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/hozo@.service | grep '^ExecStart=')
 [[ $exec_start == "ExecStart=/usr/bin/hozo jobs run %i" ]] && ok "$exec_start" || bad "hozo@.service: $exec_start"
+exec_start=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/backupd.service | grep '^ExecStart=')
+[[ $exec_start == "ExecStart=/usr/bin/backupd --config /etc/hozo/backupd.yaml" ]] && ok "$exec_start" ||
+  bad "backupd.service: $exec_start"
 
 # --- dpkg -i / --version / dpkg -P, only where that leaves the machine as it was -------------------
 if [[ $(id -u) -ne 0 ]]; then
