@@ -287,6 +287,8 @@ nlohmann::json status_json(const Job* job, const std::string& name, const JobSta
   }
   const RunRecord* last = state != nullptr ? state->last() : nullptr;
   j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
+  const bool restored = state != nullptr && !state->restores.empty();
+  j["last_restore"] = restored ? nlohmann::json(state->restores.back()) : nlohmann::json(nullptr);
   return j;
 }
 
@@ -335,6 +337,12 @@ int cmd_status(const Globals& g, const std::string& name) {
       fmt::print("  never run\n");
     } else {
       print_run_details(*st->last());
+    }
+    if (st != nullptr && !st->restores.empty()) {
+      const auto& r = st->restores.back();
+      fmt::print("  restore    {} {} {} → {}{}{} ({} restore(s) recorded)\n", r.restore_id, to_string(r.outcome),
+                 r.backup, r.target, r.restored_snapshot.empty() ? "" : " (" + r.restored_snapshot + ")",
+                 r.error.empty() ? "" : ": " + r.error, st->restores.size());
     }
     return 0;
   }

@@ -68,6 +68,10 @@ t_eq "state: woke the box" True "$(restore_get nightly 'r["woke_host"]')"
 t_eq "state: shutdown done" done "$(restore_get nightly 'r["shutdown"]["outcome"]')"
 t_check "state: finished time recorded" test -n "$(restore_get nightly 'r["finished"]')"
 t_eq "the backup run is still the job's last run" success "$(state_get nightly 'r["outcome"]')"
+hozo_run status nightly
+t_check "hozo status shows the restore" grep -q "restore .* success $LAB_BOX_IP:$LAB_TGT_ROOT/data → $restored" "$T_OUT"
+hozo_run --json status nightly
+t_eq "hozo status --json has last_restore" "$restored" "$(json_get "$T_OUT" 'd["last_restore"]["target"]')"
 t_eq "one wake" 1 "$(lab_count_events ssh_up)"
 t_eq "one power-off" 1 "$(lab_count_events poweroff)"
 t_eq "box is off again" off "$(lab_box_state)"
