@@ -22,19 +22,15 @@ int cmd_check(const Globals& g, const std::vector<std::string>& names, bool all,
   bool all_ok = true;
   bool interrupted = false;
   auto reports = nlohmann::json::array();
-  for (const Job* job : jobs) {
-    if (g_cancel.load()) {
-      interrupted = true;
-      break;
-    }
-    const auto report = run_checks(*job, env, options);
+  const auto results = run_checks_for_jobs(jobs, env, options);
+  interrupted = results.size() < jobs.size();
+  for (const auto& report : results) {
     all_ok = all_ok && report.ok();
     interrupted = interrupted || report.interrupted;
     if (g.json) {
       reports.push_back(to_json(report));
     } else {
       fmt::print("{}", format_report(report));
-      std::fflush(stdout);
     }
   }
   if (g.json) print_json({{"ok", all_ok && !interrupted}, {"jobs", reports}});

@@ -149,4 +149,11 @@ struct CheckOptions {
 /// Runs every check of one job, in order, and returns the rows.
 CheckReport run_checks(const Job& job, CheckEnv& env, const CheckOptions& options);
 
+/// Checks several jobs, in order, until `options.cancel` is set. With `options.wake`, jobs that
+/// share a box are checked under one extra host lease, so the box is woken once (by the first of
+/// them that finds it off) and powered off once, after the last of them — only if check woke it
+/// and no backup job uses it — with that row in the last job's report.
+std::vector<CheckReport> run_checks_for_jobs(const std::vector<const Job*>& jobs, CheckEnv& env,
+                                             const CheckOptions& options);
+
 }  // namespace hozo

@@ -135,4 +135,19 @@ t_eq "unknown job: exit 2" 2 "$HOZO_RC"
 hozo_run check --all
 t_eq "--all with the box off: exit 0" 0 "$HOZO_RC"
 
+# ------------------------------------------------------------------------------------------
+t_log "8. --all --wake with two jobs on the same box: woken once, powered off once, after the last"
+write_config nightly
+sed -n '/^  - name: nightly/,$p' "$T_CONFIG" | sed 's/name: nightly/name: weekly/' >>"$T_CONFIG"
+lab_mark_events
+hozo_run --json check --all --wake
+t_eq "exit 0" 0 "$HOZO_RC"
+t_eq "two jobs checked" "nightly weekly" "$(json_get "$T_OUT" '" ".join(j["job"] for j in d["jobs"])')"
+t_eq "one boot" 1 "$(lab_count_events boot_started)"
+t_eq "one power-off" 1 "$(lab_count_events poweroff)"
+t_eq "the last job's report powered it off" "False True" \
+  "$(json_get "$T_OUT" '" ".join(str(j["powered_off"]) for j in d["jobs"])')"
+t_eq "box is off again" off "$(lab_box_state)"
+t_check "no woken marker left behind" bash -c "! ls '$LAB_DIR'/state/hosts/*.woken >/dev/null 2>&1"
+
 t_done

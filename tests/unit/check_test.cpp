@@ -812,6 +812,48 @@ TEST(CheckRun, NoLoginSkipsTheAgentAndDiskRows) {
   EXPECT_EQ(status_of(report, "backup disk"), CheckStatus::skipped);
 }
 
+TEST(CheckRun, JobsSharingABoxWakeItOnceAndPowerItOffOnce) {
+  Harness h;
+  Job a = check_job();
+  Job b = check_job();
+  b.name = "weekly";
+  Job other = check_job();
+  other.name = "elsewhere";
+  other.target_host = "box2";
+  CheckOptions options;
+  options.wake = true;
+  const auto reports = run_checks_for_jobs({&a, &b, &other}, h.env, options);
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_EQ(h.world.wakes, 2);       // box once, box2 once
+  EXPECT_EQ(h.world.power_offs, 2);  // after "weekly" for box, after "elsewhere" for box2
+  EXPECT_TRUE(reports[0].woke);
+  EXPECT_FALSE(reports[0].powered_off);
+  EXPECT_NE(find_row(reports[0], "power off")->detail.find("another job uses the box"), std::string::npos);
+  EXPECT_FALSE(reports[1].woke);  // already up: woken by the first check
+  EXPECT_TRUE(reports[1].powered_off);
+  EXPECT_EQ(find_row(reports[1], "power off")->status, CheckStatus::ok);
+  EXPECT_TRUE(reports[2].powered_off);
+  for (const auto& r : reports) EXPECT_TRUE(r.ok()) << format_report(r);
+}
+
+TEST(CheckRun, SharedBoxThatWasAlreadyUpIsLeftOn) {
+  Harness h;
+  h.world.up = true;
+  Job a = check_job();
+  Job b = check_job();
+  b.name = "weekly";
+  // A stale marker (a crashed run) must not make check power the box off.
+  auto stale = HostLease::acquire(h.dir.path(), "box", HostSharing::concurrent, Millis(1000)).value();
+  ASSERT_TRUE(stale.mark_woken("crashed-run").ok());
+  stale.release();
+  CheckOptions options;
+  options.wake = true;
+  const auto reports = run_checks_for_jobs({&a, &b}, h.env, options);
+  EXPECT_EQ(h.world.wakes, 0);
+  EXPECT_EQ(h.world.power_offs, 0);
+  EXPECT_EQ(find_row(reports[1], "power off"), nullptr);
+}
+
 TEST(CheckOutput, TableAndJson) {
   Harness h;
   h.world.up = true;
