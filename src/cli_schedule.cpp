@@ -36,6 +36,7 @@ constexpr const char* kSystemdDir = "/etc/systemd/system";
 constexpr const char* kCronDir = "/etc/cron.d";
 constexpr const char* kCronFile = "hozo";  // /etc/cron.d/hozo (cron.d names: letters, digits, _ and - only)
 constexpr const char* kDropInName = "schedule.conf";
+constexpr const char* kConfigDropInName = "config.conf";  // hozo@NAME.service.d/: HOZO_CONFIG for -c
 
 struct ScheduleOptions {
   std::vector<std::string> names;
@@ -55,6 +56,7 @@ struct Entry {
   std::string error;  ///< why there is no value (conversion impossible)
   std::optional<std::chrono::system_clock::time_point> next;
   bool utc = false;
+  std::string note;  ///< a comment for the cron line (a UTC schedule moved to local time)
 };
 
 /// Job names end up in file and unit names: accept only what the config loader accepts
@@ -92,15 +94,49 @@ std::string self_path() {
   return "/usr/bin/hozo";
 }
 
-/// True when local time is UTC right now and half a year from now (no offset, no DST).
-bool local_zone_is_utc() {
-  const auto now = std::time(nullptr);
-  for (const std::time_t t : {now, now + 183 * 24 * 3600}) {
+/// The local time zone's offset from UTC when it is the same all year (no DST), else nullopt.
+std::optional<std::chrono::minutes> fixed_local_offset() {
+  const std::time_t now = std::time(nullptr);
+  constexpr std::time_t kQuarter = std::time_t{91} * 24 * 3600;
+  std::optional<long> offset;
+  for (int q = 0; q < 4; ++q) {
+    const std::time_t t = now + q * kQuarter;
     std::tm tm{};
     localtime_r(&t, &tm);
-    if (tm.tm_gmtoff != 0) return false;
+    if (offset && *offset != tm.tm_gmtoff) return std::nullopt;
+    offset = tm.tm_gmtoff;
   }
-  return true;
+  return std::chrono::minutes(*offset / 60);
+}
+
+std::string format_offset(std::chrono::minutes offset) {
+  const long long m = offset.count();
+  return fmt::format("UTC{}{:02}:{:02}", m < 0 ? '-' : '+', std::llabs(m) / 60, std::llabs(m) % 60);
+}
+
+/// The service drop-in that makes the timer's run use this config (-c / HOZO_CONFIG), or
+/// nullopt when it is the default one. Error for a path systemd would read differently.
+Result<std::optional<std::string>> config_drop_in_text(const fs::path& config) {
+  if (config == default_config_path()) return std::optional<std::string>();
+  const std::string path = config.string();
+  for (const char c : path) {
+    const bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      std::string_view("/._+,:@=~-").find(c) != std::string_view::npos;
+    if (!safe) {
+      return make_error(ExitCode::config,
+                        "the config path {} has characters a systemd unit cannot carry as they are; move the config "
+                        "to a plain path",
+                        printable(path));
+    }
+  }
+  return std::optional<std::string>(fmt::format(
+      "# Written by `hozo schedule`: the timer's runs use the config it was run with.\n"
+      "[Service]\nEnvironment=HOZO_CONFIG={}\n",
+      path));
+}
+
+fs::path config_drop_in_path(const fs::path& dir, const Job& job) {
+  return dir / fmt::format("hozo@{}.service.d", job.name) / kConfigDropInName;
 }
 
 fs::path absolute_config(const Globals& g) {
@@ -133,17 +169,13 @@ std::string cron_text(const Globals& g, const std::vector<Entry>& entries) {
       "# /etc/cron.d/{}: written by `hozo schedule --cron` from {}; rerun it after changing the config.\n"
       "# Fields: minute hour day-of-month month weekday user command. cron uses its own (local) time zone.\n",
       kCronFile, absolute_config(g).string());
-  const bool local_utc = local_zone_is_utc();
   for (const auto& e : entries) {
     if (e.manual) {
       out += fmt::format("# {}: manual (no schedule)\n", e.job->name);
     } else if (!e.error.empty()) {
       out += fmt::format("# {}: {}\n", e.job->name, e.error);
     } else {
-      if (e.utc && !local_utc) {
-        out += fmt::format("# {}: \"{}\" is in UTC, but this line fires at local time\n", e.job->name,
-                           e.job->schedule);
-      }
+      if (!e.note.empty()) out += fmt::format("# {}: {}\n", e.job->name, e.note);
       out += fmt::format("{} root {}\n", e.value, cron_command(g, *e.job));
     }
   }
@@ -196,9 +228,19 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
       e.utc = parsed->zone() == TimeZone::utc;
       e.next = parsed->next_run(now);
       if (cron) {
-        auto value = parsed->to_cron();
-        if (value) {
+        // cron reads the fields in local time: a UTC schedule is moved by the local offset, which
+        // must not change during the year.
+        std::optional<std::chrono::minutes> offset = std::chrono::minutes(0);
+        if (e.utc) offset = fixed_local_offset();
+        if (!offset) {
+          e.error = fmt::format(
+              "\"{}\" is in UTC, and this machine's local time changes its UTC offset during the year (DST) while "
+              "cron runs in local time: use the systemd timers (hozo schedule --install), or write the schedule as a "
+              "cron expression in local time",
+              job->schedule);
+        } else if (auto value = parsed->to_cron_shifted(*offset)) {
           e.value = *value;
+          if (offset->count() != 0) e.note = fmt::format("\"{}\" (UTC) in local time ({})", job->schedule, format_offset(*offset));
         } else {
           e.error = value.error().message;
         }
@@ -244,6 +286,11 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
     return conversion_failed ? to_int(ExitCode::config) : 0;
   }
   if (cron) {  // --cron --install
+    if (!o.names.empty()) {
+      leave(make_error(ExitCode::usage, "--cron --install writes /etc/cron.d/{} for every job of the config; give no "
+                                        "job names (or print single lines without --install)",
+                       kCronFile));
+    }
     const fs::path dir = o.dir.empty() ? fs::path(kCronDir) : fs::path(o.dir);
     unwrap(make_dirs(dir, 0755));
     const auto path = dir / kCronFile;
@@ -257,6 +304,7 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
   }
 
   // systemd
+  const auto config_drop_in = unwrap(config_drop_in_text(absolute_config(g)));
   if (!o.install) {
     if (g.json) {
       auto arr = nlohmann::json::array();
@@ -285,6 +333,7 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
         } else {
           fmt::print("# hozo@{}.timer.d/{} (next run {})\n{}", e.job->name, kDropInName, next_text(e),
                      drop_in_text(e));
+          if (config_drop_in) fmt::print("# hozo@{}.service.d/{}\n{}", e.job->name, kConfigDropInName, *config_drop_in);
         }
       }
     }
@@ -295,25 +344,37 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
   const fs::path dir = o.dir.empty() ? fs::path(kSystemdDir) : fs::path(o.dir);
   std::vector<std::string> enable_units;
   std::vector<std::string> disable_units;
+  const auto remove_drop_in = [](const fs::path& path) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return false;
+    if (!fs::remove(path, ec) || ec) {
+      leave(make_error(ExitCode::failure, "cannot remove {}: {}", path.string(), ec.message()));
+    }
+    fs::remove(path.parent_path(), ec);  // only if empty; other drop-ins stay
+    return true;
+  };
   for (const auto& e : entries) {
     const auto path = drop_in_path(dir, *e.job);
     if (e.manual) {
-      // A manual job must not keep firing on an old drop-in (or on hozo@.timer's default).
-      std::error_code ec;
-      if (fs::exists(path, ec)) {
-        if (!fs::remove(path, ec) || ec) {
-          leave(make_error(ExitCode::failure, "cannot remove {}: {}", path.string(), ec.message()));
-        }
-        fs::remove(path.parent_path(), ec);  // only if empty; other drop-ins stay
-        fmt::print("{}: manual (no schedule): removed {}\n", e.job->name, path.string());
-        disable_units.push_back(timer_unit(*e.job));
-      } else {
-        fmt::print("{}: manual (no schedule), skipped\n", e.job->name);
-      }
+      // A manual job must not keep firing on an old drop-in, nor on hozo@.timer's default if its
+      // timer was enabled by hand: its timer is disabled (harmless when it is not enabled).
+      const bool removed = remove_drop_in(path);
+      remove_drop_in(config_drop_in_path(dir, *e.job));
+      fmt::print("{}: manual (no schedule){}; its timer is disabled\n", e.job->name,
+                 removed ? fmt::format(": removed {}", path.string()) : std::string());
+      disable_units.push_back(timer_unit(*e.job));
       continue;
     }
     unwrap(make_dirs(path.parent_path(), 0755));
     unwrap(write_file_atomic(path, drop_in_text(e), 0644));
+    const auto config_path = config_drop_in_path(dir, *e.job);
+    if (config_drop_in) {
+      unwrap(make_dirs(config_path.parent_path(), 0755));
+      unwrap(write_file_atomic(config_path, *config_drop_in, 0644));
+      fmt::print("{}: wrote {} (the runs use {})\n", e.job->name, config_path.string(), absolute_config(g).string());
+    } else {
+      remove_drop_in(config_path);  // back to the default config
+    }
     fmt::print("{}: wrote {} (OnCalendar={}, next run {})\n", e.job->name, path.string(), join(e.calendars, "; "),
                next_text(e));
     enable_units.push_back(timer_unit(*e.job));

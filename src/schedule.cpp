@@ -126,10 +126,15 @@ Result<Mask> parse_field(std::string_view text, const FieldRule& rule) {
   return mask;
 }
 
+/// Whether a cron field may be written starting with '*': not for the day of month and weekday
+/// when both are restricted, since cron treats a field starting with '*' as unrestricted and then
+/// requires both to match instead of either.
+enum class Star { allowed, forbidden };
+
 /// Formats a mask compactly: "*", an arithmetic series "a/step" (OnCalendar) or "*/step" /
 /// "a-hi/step" (cron), else ranges and lists.
-std::string format_field(Mask mask, int lo, int hi, bool cron, int width) {
-  if (mask == span(lo, hi)) return "*";
+std::string format_field(Mask mask, int lo, int hi, bool cron, int width, Star star = Star::allowed) {
+  if (mask == span(lo, hi)) return star == Star::allowed ? "*" : fmt::format("{}-{}", lo, hi);
   const auto num = [&](int v) { return fmt::format("{:0{}}", v, width); };
   std::vector<int> values;
   for (int v = lo; v <= hi; ++v) {
@@ -140,7 +145,10 @@ std::string format_field(Mask mask, int lo, int hi, bool cron, int width) {
     bool series = step > 1 && values.back() + step > hi;
     for (std::size_t i = 1; series && i < values.size(); ++i) series = values[i] - values[i - 1] == step;
     if (series) {
-      if (cron) return values[0] == lo ? fmt::format("*/{}", step) : fmt::format("{}-{}/{}", values[0], hi, step);
+      if (cron) {
+        return values[0] == lo && star == Star::allowed ? fmt::format("*/{}", step)
+                                                        : fmt::format("{}-{}/{}", values[0], hi, step);
+      }
       return fmt::format("{}/{}", num(values[0]), step);
     }
   }
@@ -265,10 +273,45 @@ Result<std::string> Schedule::to_cron() const {
     return make_error(ExitCode::config,
                       "\"{}\" needs both the date and the weekday to match; cron would fire on either", text_);
   }
+  // Both restricted (cron's "either matches"): neither field may start with '*'.
+  const Star star = days_restricted_ && weekdays_restricted_ ? Star::forbidden : Star::allowed;
   return fmt::format("{} {} {} {} {}", format_field(minutes_.to_ullong(), 0, 59, true, 1),
-                     format_field(hours_.to_ullong(), 0, 23, true, 1), format_field(days_.to_ullong(), 1, 31, true, 1),
+                     format_field(hours_.to_ullong(), 0, 23, true, 1),
+                     format_field(days_.to_ullong(), 1, 31, true, 1, star),
                      format_field(months_.to_ullong(), 1, 12, true, 1),
-                     format_field(weekdays_.to_ullong(), 0, 6, true, 1));
+                     format_field(weekdays_.to_ullong(), 0, 6, true, 1, star));
+}
+
+Result<std::string> Schedule::to_cron_shifted(std::chrono::minutes offset) const {
+  if (offset.count() == 0) return to_cron();
+  if (is_manual()) return make_error(ExitCode::config, "a manual schedule has no cron form");
+  if (minutes_.count() != 1 || hours_.count() != 1 || days_restricted_ || seconds_ != std::bitset<60>(1)) {
+    return make_error(ExitCode::config,
+                      "\"{}\" cannot be moved to local time for cron (only one time of day on any day of the month "
+                      "can be)",
+                      text_);
+  }
+  int minute = 0;
+  int hour = 0;
+  while (!minutes_.test(static_cast<std::size_t>(minute))) ++minute;
+  while (!hours_.test(static_cast<std::size_t>(hour))) ++hour;
+  const long long total = hour * 60LL + minute + offset.count();
+  const long long day_shift = total >= 0 ? total / 1440 : -((-total + 1439) / 1440);
+  const long long local = total - day_shift * 1440;
+  Schedule moved = *this;
+  moved.minutes_.reset();
+  moved.minutes_.set(static_cast<std::size_t>(local % 60));
+  moved.hours_.reset();
+  moved.hours_.set(static_cast<std::size_t>(local / 60));
+  if (weekdays_restricted_) {
+    moved.weekdays_.reset();
+    for (int d = 0; d < 7; ++d) {
+      if (weekdays_.test(static_cast<std::size_t>(d))) {
+        moved.weekdays_.set(static_cast<std::size_t>((((d + day_shift) % 7) + 7) % 7));
+      }
+    }
+  }
+  return moved.to_cron();
 }
 
 std::optional<std::chrono::system_clock::time_point> Schedule::next_run(std::chrono::system_clock::time_point after,

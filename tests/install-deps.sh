@@ -11,8 +11,8 @@ packages=(
   # lab: namespaces, user-space ZFS, real sshd, syncoid and its helpers, receivers
   iproute2 util-linux procps psmisc zfs-fuse sanoid openssh-server openssh-client pv mbuffer lzop
   python3 python3-aiosmtpd socat netcat-openbsd
-  # docs lint
-  mandoc
+  # docs lint; time zones for the schedule tests
+  mandoc tzdata
 )
 
 missing=()

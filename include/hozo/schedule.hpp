@@ -55,6 +55,12 @@ class Schedule {
   /// restricting both the date and the weekday (cron would OR them).
   [[nodiscard]] Result<std::string> to_cron() const;
 
+  /// to_cron() with every wall time moved by `offset` (local time = zone() time + offset), for
+  /// running a UTC schedule from a cron in a zone with a fixed offset. Only schedules that fire at
+  /// one time of day on any day of the month can be moved (the legacy daily/weekly forms and cron
+  /// expressions like them); the weekdays move with a day change. Error otherwise.
+  [[nodiscard]] Result<std::string> to_cron_shifted(std::chrono::minutes offset) const;
+
   /// The first matching time strictly after `after`, reading wall times in `zone`;
   /// nullopt for manual schedules (or none within the next 30 years).
   [[nodiscard]] std::optional<std::chrono::system_clock::time_point> next_run(

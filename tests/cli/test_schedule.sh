@@ -138,7 +138,54 @@ hozo schedule nightly --install --enable --dir "$work/units"
 expect_rc "a job that became manual" 0
 [[ ! -e $work/units/hozo@nightly.timer.d ]] && ok "its drop-in is removed" || bad "drop-in still there"
 has "its timer is disabled" "$(cat "$work/systemctl.log")" "disable --now hozo@nightly.timer"
+[[ ! -e $work/units/hozo@nightly.service.d ]] && ok "its config drop-in is removed" || bad "config drop-in still there"
 cp "$work/good.yaml" "$work/hozo.yaml"
+
+# A manual job's timer is disabled even without an old drop-in (it may have been enabled by hand,
+# firing at hozo@.timer's default).
+hozo schedule --install --dir "$work/units2"
+has "a manual job's timer is disabled" "$OUT" "  systemctl disable --now hozo@adhoc.timer"
+
+# -c: the timers' runs must use the same config (hozo@NAME.service.d/config.conf).
+c=$work/units2/hozo@nightly.service.d/config.conf
+[[ -f $c && $(grep '^Environment=' "$c") == "Environment=HOZO_CONFIG=$work/hozo.yaml" ]] &&
+  ok "-c config: the service drop-in sets HOZO_CONFIG" || bad "config drop-in: $(cat "$c" 2>&1)"
+hozo schedule nightly
+has "the printed drop-ins include the config one" "$OUT" "# hozo@nightly.service.d/config.conf"
+cp "$work/hozo.yaml" "$work/odd dir.yaml" 2>/dev/null
+RC=0
+HOME=$work/home TZ=UTC "$hozo_bin" -c "$work/odd dir.yaml" schedule --install --dir "$work/units3" >"$work/out" 2>"$work/err" || RC=$?
+ERR=$(cat "$work/err")
+expect_rc "a config path systemd cannot carry is refused" 78
+[[ ! -e $work/units3 ]] && ok "nothing written for it" || bad "files written: $(find "$work/units3")"
+
+# --cron --install writes the file for every job: job names would silently drop the others.
+hozo schedule weekly --cron --install --dir "$work/cron2"
+expect_rc "--cron --install with NAME" 2
+[[ ! -e $work/cron2 ]] && ok "no cron file written" || bad "cron file written"
+
+# cron runs in local time: UTC schedules move by a fixed offset, and are refused where DST changes it.
+cron_tz() { # TZ ARGS...
+  local tz=$1
+  shift
+  RC=0
+  HOME=$work/home TZ=$tz "$hozo_bin" -c "$work/hozo.yaml" "$@" >"$work/out" 2>"$work/err" </dev/null || RC=$?
+  OUT=$(cat "$work/out")
+  ERR=$(cat "$work/err")
+}
+cron_tz Asia/Kolkata schedule --cron
+expect_rc "cron in UTC+5:30" 0
+has "daily 02:00 UTC is 07:30 local" "$OUT" "30 7 * * * root "
+has "weekly Sunday 03:00 UTC is Sunday 08:30 local" "$OUT" "30 8 * * 0 root "
+has "the line says so" "$OUT" "# nightly: \"daily 02:00\" (UTC) in local time (UTC+05:30)"
+has "a local cron expression is unchanged" "$OUT" "30 2 * * 1-5 root "
+cron_tz America/Bogota schedule weekly --cron
+has "weekly Sunday 03:00 UTC is Saturday 22:00 in UTC-5" "$OUT" "0 22 * * 6 root "
+cron_tz Europe/Berlin schedule --cron
+expect_rc "UTC schedules where DST changes the offset" 78
+has "the reason is given" "$ERR" "changes its UTC offset during the year (DST)"
+cron_tz Europe/Berlin schedule workdays --cron
+expect_rc "a local cron expression works there" 0
 
 # --- systemd-analyze: units verify clean, calendar agrees ---------------------------------------------
 if ! command -v systemd-analyze >/dev/null; then

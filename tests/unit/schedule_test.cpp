@@ -154,6 +154,30 @@ TEST(Schedule, CronDayOfMonthOrWeekday) {
   EXPECT_EQ(next_utc("0 0 13 * 5", "2024-09-01T00:00:00Z"), "2024-09-06T00:00:00Z");
 }
 
+TEST(Schedule, CronDayOrWeekdayNeverStartsWithAStar) {
+  // cron treats a day-of-month or weekday field that starts with '*' as unrestricted, which turns
+  // "either matches" into "both match": with both restricted, neither field may be written so.
+  EXPECT_EQ(cron("0 3 1 * 0-6"), "0 3 1 * 0-6");      // every day, not only the 1st
+  EXPECT_EQ(cron("0 3 1-31 * 1"), "0 3 1-31 * 1");    // every day, not only Mondays
+  EXPECT_EQ(cron("0 3 1,11,21,31 * 1"), "0 3 1-31/10 * 1");
+  EXPECT_EQ(cron("0 3 15 * 0,2,4,6"), "0 3 15 * 0-6/2");
+  // Only one of them restricted: '*' forms stay.
+  EXPECT_EQ(cron("0 3 */10 * *"), "0 3 */10 * *");
+  EXPECT_EQ(cron("0 3 * * 0,2,4,6"), "0 3 * * */2");
+}
+
+TEST(Schedule, CronShiftedToAFixedOffset) {
+  using std::chrono::minutes;
+  EXPECT_EQ(*parsed("daily 02:00").to_cron_shifted(minutes(0)), "0 2 * * *");
+  EXPECT_EQ(*parsed("daily 02:00").to_cron_shifted(minutes(330)), "30 7 * * *");   // UTC+5:30
+  EXPECT_EQ(*parsed("daily 02:00").to_cron_shifted(minutes(-300)), "0 21 * * *");  // UTC-5, the day before
+  EXPECT_EQ(*parsed("weekly Monday 01:00").to_cron_shifted(minutes(-120)), "0 23 * * 0");   // Sunday 23:00
+  EXPECT_EQ(*parsed("weekly Saturday 23:30").to_cron_shifted(minutes(60)), "30 0 * * 0");   // Sunday 00:30
+  EXPECT_EQ(*parsed("weekly Sunday 12:00").to_cron_shifted(minutes(600)), "0 22 * * 0");
+  EXPECT_FALSE(parsed("0 */6 * * *").to_cron_shifted(minutes(60)).ok());  // several times a day
+  EXPECT_FALSE(parsed("0 3 1 * *").to_cron_shifted(minutes(60)).ok());    // a day of the month
+}
+
 TEST(Schedule, OnCalendarShorthands) {
   EXPECT_EQ(oncalendar("daily"), "*-*-* 00:00:00");
   EXPECT_EQ(oncalendar("weekly"), "Mon *-*-* 00:00:00");
