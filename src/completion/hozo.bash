@@ -19,7 +19,8 @@ _hozo_parse_line() {
                 _hozo_cfg=(-c "${COMP_WORDS[i]}")
                 ;;
             --config=*) _hozo_cfg=(-c "${w#--config=}") ;;
-            --state | --dir | -n | --count) ((i++)) ;;
+            --state | --dir | --count | --dataset | --snapshot | --to | --confirm) ((i++)) ;;
+            -n) [[ ${_hozo_path[*]} == history ]] && ((i++)) ;; # --count there, --dry-run elsewhere
             -*) ;;
             *)
                 if [[ $'\n'$children$'\n' == *$'\n'"$w"$'\n'* ]]; then
@@ -64,10 +65,11 @@ _hozo() {
             mapfile -t COMPREPLY < <(compgen -d -- "$cur")
             return
             ;;
-        -n | --count) return ;;
+        --count | --dataset | --snapshot | --to | --confirm) return ;;
     esac
 
     _hozo_parse_line
+    [[ $prev == -n && ${_hozo_path[*]} == history ]] && return
     local words=() opt
     if [[ $cur == -* ]]; then
         # This command's options, and the global ones (they may come anywhere).

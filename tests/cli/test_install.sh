@@ -90,6 +90,11 @@ expect_completion "subcommands" "list run show" -- hozo jobs ""
 expect_completion "options of a command" "--cron" -- hozo schedule --cr
 expect_completion "global options" "--config" -- hozo --conf
 expect_completion "jobs list --names" "--names" -- hozo jobs list --na
+expect_completion "-n is --dry-run for jobs run: job names follow" "nightly offsite-media" -- hozo jobs run -n ""
+expect_completion "-n is --dry-run for restore: job names follow" "nightly offsite-media" -- hozo restore -n ""
+expect_completion "-n is --count for history: no job name as its value" "" -- hozo history -n ""
+expect_completion "after history -n N: job names" "nightly offsite-media" -- hozo history -n 5 ""
+expect_completion "restore --to takes a value, not a job name" "" -- hozo restore --to ""
 # Every top-level command of the binary is offered.
 all=$(complete_words hozo "" | sort | tr '\n' ' ')
 missing=
