@@ -312,6 +312,15 @@ Result<AgentDiskState> AgentClient::disk_state(std::string_view dev) {
   return parse_agent_disk(res.body);
 }
 
+Result<std::optional<AgentDiskState>> AgentClient::find_disk(std::string_view dev) {
+  HOZO_TRY(path, disk_path(dev));
+  HOZO_TRY(res, request("GET", path, true));
+  if (res.status == 400) return std::optional<AgentDiskState>();
+  if (res.status != 200) return http_error(url_, "/disk", res.status, res.body);
+  HOZO_TRY(state, parse_agent_disk(res.body));
+  return std::optional<AgentDiskState>(std::move(state));
+}
+
 Result<AgentSpinup> AgentClient::spinup(std::string_view dev, std::chrono::seconds timeout) {
   HOZO_TRY(path, disk_path(dev));
   const auto q = path.find('?');

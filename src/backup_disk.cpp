@@ -82,19 +82,17 @@ class AgentDiskControl final : public DiskControl {
 
   Result<DiskObservation> observe() override {
     DiskObservation o;
-    auto st = agent_->disk_state(device_);
-    if (!st) {
-      // backupd answers 400 for a device that does not exist (yet): keep waiting for it. A
-      // channel failure (unreachable, token rejected) is an Error.
-      if (st.error().code == ExitCode::unavailable || st.error().message.find("(401)") != std::string::npos) {
-        return st.error();
-      }
-      o.detail = st.error().message;
+    // Only "no such device" (HTTP 400) means the disk is not there (yet); anything else (agent
+    // unreachable, token rejected, an error or an older backupd) is a channel Error.
+    auto st = agent_->find_disk(device_);
+    if (!st) return st.error();
+    if (!*st) {
+      o.detail = fmt::format("backupd at {} knows no device {}", agent_->url(), device_);
       return o;
     }
     o.present = true;
-    o.state = st->state;
-    o.detail = st->state_error;
+    o.state = (*st)->state;
+    o.detail = (*st)->state_error;
     return o;
   }
 

@@ -95,6 +95,9 @@ class AgentClient {
   Result<AgentStatus> status();
   /// GET /disk/{dev}; `dev` is a kernel name ("sda") or "/dev/disk/by-id/NAME".
   Result<AgentDiskState> disk_state(std::string_view dev);
+  /// As disk_state, but a device backupd does not know (HTTP 400: no such block device, which
+  /// is how a disk that has not appeared yet answers) is nullopt, not an Error.
+  Result<std::optional<AgentDiskState>> find_disk(std::string_view dev);
   /// POST /disk/{dev}/spinup?timeout=S; waits up to `timeout` (plus the request timeout).
   Result<AgentSpinup> spinup(std::string_view dev, std::chrono::seconds timeout);
   /// POST /shutdown[?force=1]; ok on 202. A running zfs receive is an Error with code tempfail.

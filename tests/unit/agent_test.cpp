@@ -92,6 +92,17 @@ class BadAgent : public ::testing::Test {
       std::this_thread::sleep_for(3s);
       res.set_content("{}", "application/json");
     });
+    server.Get("/disk/sdz", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 400;  // as backupd answers for a device that does not exist
+      res.set_content(R"({"error":"no block device sdz"})", "application/json");
+    });
+    server.Get("/disk/sdy", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 503;
+      res.set_content(R"({"error":"busy"})", "application/json");
+    });
+    server.Get("/disk/sdb", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"device":"sdb","path":"/dev/sdb","state":"standby"})", "application/json");
+    });
     server.Post("/shutdown", [this](const httplib::Request& req, httplib::Response& res) {
       last_auth = req.get_header_value("Authorization");
       res.status = 500;
@@ -145,6 +156,20 @@ TEST_F(BadAgent, ServerErrorMessageAndTokenHandling) {
   EXPECT_NE(down.error().message.find("HTTP 500: disk on fire"), std::string::npos) << down.error().message;
   EXPECT_EQ(down.error().message.find("tok-0123456789abcdef"), std::string::npos);
   EXPECT_EQ(last_auth, "Bearer tok-0123456789abcdef");
+}
+
+TEST_F(BadAgent, FindDiskTellsMissingFromBroken) {
+  AgentClient client(url(), Secret("tok-0123456789abcdef"));
+  auto missing = client.find_disk("sdz");
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_FALSE(missing->has_value());
+  auto broken = client.find_disk("sdy");  // anything but 400 is an Error (the caller falls back)
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message.find("HTTP 503"), std::string::npos) << broken.error().message;
+  auto there = client.find_disk("/dev/sdb");
+  ASSERT_TRUE(there.ok()) << there.error().message;
+  ASSERT_TRUE(there->has_value());
+  EXPECT_EQ((*there)->state, SpinState::standby);
 }
 
 TEST(AgentClientTest, RefusedAndBadUrls) {
