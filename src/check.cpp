@@ -1139,36 +1139,52 @@ std::vector<CheckReport> run_checks_for_jobs(const std::vector<const Job*>& jobs
   std::vector<CheckReport> reports;
   std::map<std::string, std::size_t> left;  // jobs still to check per host
   for (const Job* job : jobs) ++left[job->target_host];
-  std::map<std::string, HostLease> group;  // the extra lease of a host checked for several jobs
-  for (const Job* job : jobs) {
-    if (options.cancel != nullptr && options.cancel->load()) break;
-    const auto& host = job->target_host;
-    if (options.wake && !env.state_dir.empty() && left[host] > 1 && !group.contains(host)) {
-      auto lease = HostLease::acquire(env.state_dir, host, HostSharing::concurrent, kLeaseTimeout);
-      if (lease) {
-        // As the pipeline does: a marker left by a crashed run must not make check power off a
-        // box someone else switched on.
-        if (lease->first_user() && env.systems.probe(*job).state == ProbeState::up) (void)lease->clear_woken();
-        group.emplace(host, std::move(*lease));
-      }
-    }
-    reports.push_back(run_checks(*job, env, options));
-    if (--left[host] > 0) continue;
-    const auto it = group.find(host);
-    if (it == group.end()) continue;
-    // The last job of this box: the power-off the individual checks left to "the last user".
-    const bool up = env.systems.probe(*job).state == ProbeState::up;
-    const auto sd = finish_host_use(it->second, env.systems, *job, up, PowerOffRules{true, true});
-    group.erase(it);
-    auto& last = reports.back();
+  struct Group {
+    HostLease lease;                 ///< the extra lease of a host checked for several jobs
+    std::size_t last_report = 0;     ///< the newest report of a job on this host
+    const Job* last_job = nullptr;
+  };
+  std::map<std::string, Group> groups;
+  // The power-off the individual checks of a group left to "the last user".
+  const auto finish_group = [&](Group& group) {
+    const Job& job = *group.last_job;
+    const bool up = env.systems.probe(job).state == ProbeState::up;
+    const auto sd = finish_host_use(group.lease, env.systems, job, up, PowerOffRules{true, true});
+    auto& last = reports[group.last_report];
     if (sd.outcome == ShutdownOutcome::done) {
       last.powered_off = true;
       last.rows.push_back({"power off", CheckStatus::ok, fmt::format("check woke the box; {}", sd.message), ""});
     } else if (sd.outcome == ShutdownOutcome::failed) {
       last.rows.push_back({"power off", CheckStatus::fail,
                            fmt::format("check woke the box but could not power it off: {}", sd.message),
-                           fmt::format("`hozo shutdown {}`", job->name)});
+                           fmt::format("`hozo shutdown {}`", job.name)});
     }
+  };
+  for (const Job* job : jobs) {
+    if (options.cancel != nullptr && options.cancel->load()) break;
+    const auto& host = job->target_host;
+    if (options.wake && !env.state_dir.empty() && left[host] > 1 && !groups.contains(host)) {
+      auto lease = HostLease::acquire(env.state_dir, host, HostSharing::concurrent, kLeaseTimeout);
+      if (lease) {
+        // As the pipeline does: a marker left by a crashed run must not make check power off a
+        // box someone else switched on.
+        if (lease->first_user() && env.systems.probe(*job).state == ProbeState::up) (void)lease->clear_woken();
+        groups.emplace(host, Group{std::move(*lease)});
+      }
+    }
+    reports.push_back(run_checks(*job, env, options));
+    const bool last_of_host = --left[host] == 0;
+    const auto it = groups.find(host);
+    if (it == groups.end()) continue;
+    it->second.last_report = reports.size() - 1;
+    it->second.last_job = job;
+    if (!last_of_host) continue;
+    finish_group(it->second);
+    groups.erase(it);
+  }
+  // Interrupted part-way: a box the group woke is powered off all the same (as a run does).
+  for (auto& [host, group] : groups) {
+    if (group.last_job != nullptr) finish_group(group);
   }
   return reports;
 }

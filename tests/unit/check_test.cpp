@@ -836,6 +836,28 @@ TEST(CheckRun, JobsSharingABoxWakeItOnceAndPowerItOffOnce) {
   for (const auto& r : reports) EXPECT_TRUE(r.ok()) << format_report(r);
 }
 
+TEST(CheckRun, InterruptedGroupStillPowersOffTheBoxItWoke) {
+  Harness h;
+  Job a = check_job();
+  Job b = check_job();
+  b.name = "weekly";
+  std::atomic<bool> cancel{false};
+  CheckOptions options;
+  options.wake = true;
+  options.cancel = &cancel;
+  h.env.fetch_host_key = [&](const SshOptions&) -> Result<HostKeyInfo> {
+    cancel.store(true);  // Ctrl-C after the first job's check woke the box
+    return key(HostKeyState::known);
+  };
+  const auto reports = run_checks_for_jobs({&a, &b}, h.env, options);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_TRUE(reports[0].woke);
+  EXPECT_EQ(h.world.wakes, 1);
+  EXPECT_EQ(h.world.power_offs, 1);  // powered off all the same, by the group
+  EXPECT_FALSE(h.world.up);
+  EXPECT_TRUE(reports[0].powered_off);
+}
+
 TEST(CheckRun, SharedBoxThatWasAlreadyUpIsLeftOn) {
   Harness h;
   h.world.up = true;
