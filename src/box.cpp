@@ -57,6 +57,49 @@ Result<bool> import_pool_if_needed(CommandRunner& remote, const Job& job, std::s
   return true;
 }
 
+Result<std::string> ready_backup_disk(JobSystems& systems, const Job& job, CommandRunner& remote,
+                                      const std::atomic<bool>* cancel) {
+  auto control = systems.disk_control(job, remote);
+  spdlog::info("[{}] checking backup disk {} via {}", job.name, job.backup_device, control->describe());
+  auto ready = ensure_disk_ready(*control, systems.clock(), job.disk_spinup_timeout, cancel);
+  if (!ready) return ready.error();
+  return fmt::format("{}: {}", job.backup_device, ready->message);
+}
+
+Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, CommandRunner& remote,
+                                         const std::set<std::string>& pools, std::chrono::seconds timeout) {
+  std::optional<AgentStatus> agent;
+  if (auto st = systems.agent_status(job)) {
+    agent = std::move(*st);
+  } else {
+    spdlog::warn("[{}] backupd status: {}; asking zpool over SSH instead", job.name, st.error().message);
+  }
+  std::vector<std::string> notes;
+  bool health_from_agent = false;
+  for (const auto& pool : pools) {
+    const AgentPool* from_agent = agent ? agent->find_pool(pool) : nullptr;
+    if (from_agent == nullptr) {  // backupd lists imported pools only
+      auto imported = import_pool_if_needed(remote, job, pool, timeout);
+      if (!imported) return imported.error();
+      if (*imported) notes.push_back(fmt::format("{} imported", pool));
+    }
+    auto health = from_agent != nullptr ? Result<PoolHealth>(PoolHealth{pool, from_agent->health})
+                                        : zpool_health(remote, pool, timeout);
+    if (!health) return health.error();
+    health_from_agent = health_from_agent || from_agent != nullptr;
+    if (health->health == "DEGRADED") {
+      spdlog::warn("[{}] target pool {} is DEGRADED; using it anyway", job.name, pool);
+      notes.push_back(fmt::format("{} DEGRADED", pool));
+    } else if (!health->online()) {
+      return make_error("target pool {} is {}; refusing to use it", pool, health->health);
+    } else {
+      notes.push_back(fmt::format("{} ONLINE", pool));
+    }
+  }
+  if (health_from_agent) notes.emplace_back("health from backupd");
+  return join(notes, ", ");
+}
+
 ShutdownResult finish_host_use(HostLease& lease, JobSystems& systems, const Job& job, bool box_up, PowerOffRules rules) {
   ShutdownResult sd;
   if (!rules.requested) {

@@ -80,7 +80,6 @@ class Pipeline {
   Result<void> connect();
   Result<void> disk();
   Result<void> pools();
-  std::optional<AgentStatus> pool_status_from_agent();
   Result<void> sync();
   Result<void> sync_pair(const DatasetPair& pair);
   Result<void> verify();
@@ -219,55 +218,20 @@ Result<void> Pipeline::connect() {
 
 Result<void> Pipeline::disk() {
   return stage("disk", [&](StageTiming& t) -> Result<void> {
-    auto control = sys_.disk_control(job_, *remote_);
-    spdlog::info("[{}] checking backup disk {} via {}", job_.name, job_.backup_device, control->describe());
-    auto ready = ensure_disk_ready(*control, sys_.clock(), job_.disk_spinup_timeout, opt_.cancel);
+    auto ready = ready_backup_disk(sys_, job_, *remote_, opt_.cancel);
     if (!ready) return ready.error();
-    t.message = fmt::format("{}: {}", job_.backup_device, ready->message);
+    t.message = std::move(*ready);
     return ok();
   });
-}
-
-/// backupd's view of the pools, when an agent is configured. An agent that does not answer is a
-/// warning (the pool stage then asks zpool over SSH), never a failure of the run.
-std::optional<AgentStatus> Pipeline::pool_status_from_agent() {
-  auto st = sys_.agent_status(job_);
-  if (!st) {
-    spdlog::warn("[{}] backupd status: {}; asking zpool over SSH instead", job_.name, st.error().message);
-    return std::nullopt;
-  }
-  return std::move(*st);
 }
 
 Result<void> Pipeline::pools() {
   return stage("pool", [&](StageTiming& t) -> Result<void> {
     std::set<std::string> pools;
     for (const auto& pair : job_.datasets) pools.insert(pool_of(pair.target));
-    std::vector<std::string> notes;
-    const auto agent = pool_status_from_agent();
-    bool health_from_agent = false;
-    for (const auto& pool : pools) {
-      const AgentPool* from_agent = agent ? agent->find_pool(pool) : nullptr;
-      if (from_agent == nullptr) {  // backupd lists imported pools only
-        auto imported = import_pool_if_needed(*remote_, job_, pool, kRemoteCommandTimeout);
-        if (!imported) return imported.error();
-        if (*imported) notes.push_back(fmt::format("{} imported", pool));
-      }
-      auto health = from_agent != nullptr ? Result<PoolHealth>(PoolHealth{pool, from_agent->health})
-                                          : zpool_health(*remote_, pool, kRemoteCommandTimeout);
-      if (!health) return health.error();
-      health_from_agent = health_from_agent || from_agent != nullptr;
-      if (health->health == "DEGRADED") {
-        spdlog::warn("[{}] target pool {} is DEGRADED; writing anyway", job_.name, pool);
-        notes.push_back(fmt::format("{} DEGRADED", pool));
-      } else if (!health->online()) {
-        return make_error("target pool {} is {}; refusing to write", pool, health->health);
-      } else {
-        notes.push_back(fmt::format("{} ONLINE", pool));
-      }
-    }
-    if (health_from_agent) notes.emplace_back("health from backupd");
-    t.message = join(notes, ", ");
+    auto prepared = prepare_target_pools(sys_, job_, *remote_, pools, kRemoteCommandTimeout);
+    if (!prepared) return prepared.error();
+    t.message = std::move(*prepared);
     return ok();
   });
 }

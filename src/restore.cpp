@@ -70,6 +70,14 @@ class Restore {
       if (auto r = step("lock", [&] { return lock(); }); !r) return r;
       if (auto r = step("wake", [&] { return wake_and_wait(); }); !r) return r;
       if (auto r = step("connect", [&] { return connect(); }); !r) return r;
+      if (!job_.backup_device.empty()) {
+        if (auto r = step("disk", [&] { return ready_backup_disk(sys_, job_, *remote_, cancel_); }); !r) return r;
+      }
+      if (auto r = step("pool", [&] { return prepare_target_pools(sys_, job_, *remote_, {pool_of(plan_.pair.target)},
+                                                                  kZfsTimeout); });
+          !r) {
+        return r;
+      }
       if (auto r = step("check", [&] { return check_backup(); }); !r) return r;
       if (auto r = step("sync", [&] { return sync(); }); !r) return r;
       if (auto r = step("rollback", [&] { return rollback(); }); !r) return r;
@@ -90,9 +98,10 @@ class Restore {
   }
 
  private:
+  /// Runs one step (a stage message, if the body returns one, goes to the log) and records it.
   template <typename Fn>
   Result<void> step(std::string_view name, Fn&& body) {
-    Result<void> r = cancelled(cancel_) ? Result<void>(interrupted_error()) : body();
+    Result<void> r = cancelled(cancel_) ? Result<void>(interrupted_error()) : as_void(name, body());
     if (!r) {
       fail(name, r.error());
     } else {
@@ -100,6 +109,13 @@ class Restore {
     }
     if (auto s = state_.update_restore(rec_); !s) spdlog::warn("[{}] cannot update state file: {}", job_.name, s.error().message);
     return r;
+  }
+
+  Result<void> as_void(std::string_view, Result<void> r) { return r; }
+  Result<void> as_void(std::string_view name, Result<std::string> r) {
+    if (!r) return r.error();
+    spdlog::info("[{}] restore: {}: {}", job_.name, name, *r);
+    return ok();
   }
 
   void fail(std::string_view stage, const Error& e) {
@@ -149,8 +165,6 @@ class Restore {
     auto remote = sys_.connect(job_);
     if (!remote) return remote.error();
     remote_ = std::move(*remote);
-    auto imported = import_pool_if_needed(*remote_, job_, pool_of(plan_.pair.target), kZfsTimeout);
-    if (!imported) return imported.error();
     return ok();
   }
 
@@ -180,7 +194,7 @@ class Restore {
       expected_.push_back({plan_.target + dataset.substr(plan_.pair.target.size()), *want});
     }
     if (!lacking.empty()) {
-      return make_error(ExitCode::usage, "snapshot {} is not on the box for {}", plan_.snapshot, join(lacking, ", "));
+      return make_error("snapshot {} is not on the box for {}", plan_.snapshot, join(lacking, ", "));
     }
     if (expected_.empty()) return make_error("the backup {} has no snapshots", plan_.pair.target);
     std::sort(expected_.begin(), expected_.end(), [](const auto& a, const auto& b) { return a.local < b.local; });
@@ -310,6 +324,40 @@ std::string default_restore_target(std::string_view source, SystemTime now) {
   return fmt::format("{}-{}", source, stamp);
 }
 
+namespace {
+
+/// The outermost recursively backed-up source of the job that holds `dataset`, if any.
+std::optional<std::string> recursive_root_of(const Job& job, std::string_view dataset) {
+  std::optional<std::string> root;
+  for (const auto& p : job.datasets) {
+    if (p.recursive && is_within(dataset, p.source) && (!root || p.source.size() < root->size())) root = p.source;
+  }
+  return root;
+}
+
+/// The default target when --to is not given: next to the outermost recursive source holding
+/// `source` (so the next backup does not copy the restore), e.g. tank/data-restore-<stamp>-a for
+/// tank/data/a of a recursive tank/data.
+Result<std::string> default_target_for(const Job& job, const std::string& source, SystemTime now) {
+  const auto root = recursive_root_of(job, source);
+  if (!root) return default_restore_target(source, now);
+  if (root->find('/') == std::string::npos) {
+    return make_error(ExitCode::usage,
+                      "the whole pool {} is backed up recursively, so a restore inside it would be copied by the next "
+                      "backup: give --to a dataset in another pool",
+                      *root);
+  }
+  std::string name = default_restore_target(*root, now);
+  if (source != *root) {
+    std::string rest = source.substr(root->size() + 1);
+    std::replace(rest.begin(), rest.end(), '/', '-');
+    name += "-" + rest;
+  }
+  return name;
+}
+
+}  // namespace
+
 Result<RestorePlan> plan_restore(const Job& job, const RestoreRequest& request, SystemTime now) {
   RestorePlan plan;
   auto pair = select_pair(job, request.dataset);
@@ -342,15 +390,25 @@ Result<RestorePlan> plan_restore(const Job& job, const RestoreRequest& request, 
     if (request.force_delete) {
       return make_error(ExitCode::usage, "--force-delete only goes with --in-place (a new dataset has nothing to delete)");
     }
-    plan.target = request.to.empty() ? default_restore_target(plan.pair.source, now) : request.to;
-    if (plan.target == plan.pair.source) {
-      return make_error(ExitCode::usage, "--to {} is the live source; use --in-place --force-delete to overwrite it",
-                        plan.target);
+    if (request.to.empty()) {
+      auto target = default_target_for(job, plan.pair.source, now);
+      if (!target) return std::move(target).error();
+      plan.target = std::move(*target);
+    } else {
+      plan.target = request.to;
     }
-    if (plan.pair.recursive && is_within(plan.target, plan.pair.source)) {
-      return make_error(ExitCode::usage,
-                        "--to {} is inside the recursively backed-up {}: the next backup would copy the restore too",
-                        plan.target, plan.pair.source);
+    // Not a live source of the job, and not inside any tree the job backs up recursively.
+    for (const auto& p : job.datasets) {
+      if (plan.target == p.source) {
+        return make_error(ExitCode::usage, "--to {} is a live source of job {}; use --in-place --force-delete to "
+                                           "overwrite it",
+                          plan.target, job.name);
+      }
+      if (p.recursive && is_within(plan.target, p.source)) {
+        return make_error(ExitCode::usage,
+                          "--to {} is inside the recursively backed-up {}: the next backup would copy the restore too",
+                          plan.target, p.source);
+      }
     }
     if (plan.target.find('/') == std::string::npos) {
       return make_error(ExitCode::usage, "--to {} is a pool; restore into a dataset inside a pool", plan.target);

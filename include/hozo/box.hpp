@@ -3,8 +3,10 @@
 // that they trust the same host key, space their syncoid starts the same way, import pools by the
 // same rules and power the box off by the same rules (only the last user, only if hozo woke it).
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -34,6 +36,17 @@ void space_syncoid_start(const std::filesystem::path& state_dir, const std::stri
 /// imported the pool, false when it already was; an Error when it is not imported and may not be.
 Result<bool> import_pool_if_needed(CommandRunner& remote, const Job& job, std::string_view pool,
                                    std::chrono::seconds timeout);
+
+/// The disk stage: job.backup_device present and spinning (JobSystems::disk_control +
+/// ensure_disk_ready within job.disk_spinup_timeout). Returns the stage message.
+Result<std::string> ready_backup_disk(JobSystems& systems, const Job& job, CommandRunner& remote,
+                                      const std::atomic<bool>* cancel);
+
+/// The pool stage: each pool imported when needed (import_pool_if_needed) and healthy enough to
+/// use — DEGRADED is a warning, FAULTED and worse an Error — with the health from backupd when
+/// job.agent answers (else, with a warning, from zpool over SSH). Returns the stage message.
+Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, CommandRunner& remote,
+                                         const std::set<std::string>& pools, std::chrono::seconds timeout);
 
 /// Whether the end of a command powers the box off at all, and only when hozo woke it.
 struct PowerOffRules {

@@ -168,4 +168,22 @@ t_check "backup disk row: standby via backupd ($(row 'backup disk'))" grep -q "^
 t_eq "check asked backupd for no spin-up" "$spinups_before" "$(grep -c "/spinup" "$LAB_BACKUPD_LOG")"
 t_eq "box is off again" off "$(lab_box_state)"
 
+# ------------------------------------------------------------------------------------------
+t_log "8. hozo restore with the pool exported and the disk asleep: spin-up, import, pull, power-off via backupd"
+t_check "the pool is exported before the restore" bash -c "! zpool list -H -o name '$LAB_TGT_POOL' >/dev/null 2>&1"
+lab_disk_standby
+spinups_before=$(grep -c "/spinup" "$LAB_BACKUPD_LOG")
+lab_mark_events
+hozo_run restore nightly --to "$LAB_SRC_POOL/restored"
+t_eq "restore exits 0" 0 "$HOZO_RC"
+t_eq "restore recorded as success" success \
+  "$("$LAB_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"]["nightly"]["restores"][-1]["outcome"])' "$T_STATE")"
+t_check "the restore spun the disk up through backupd" test "$(grep -c "/spinup" "$LAB_BACKUPD_LOG")" -gt "$spinups_before"
+remount_tree "$LAB_SRC_POOL/restored"
+lab_tree_sums "$LAB_SRC_MNT/data" >"$LAB_DIR/sums.src"
+lab_tree_sums "$(zfs get -H -o value mountpoint "$LAB_SRC_POOL/restored")" >"$LAB_DIR/sums.restored"
+t_check "restored files equal the source (sha256 of every file)" diff "$LAB_DIR/sums.src" "$LAB_DIR/sums.restored"
+t_eq "one power-off" 1 "$(lab_count_events poweroff)"
+t_check "backupd exported the pool again" bash -c "! zpool list -H -o name '$LAB_TGT_POOL' >/dev/null 2>&1"
+
 t_done

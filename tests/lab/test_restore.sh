@@ -103,7 +103,7 @@ t_eq "restore of the newest exits 0" 0 "$HOZO_RC"
 t_check "the newest restore has v2's files" same_sums "$LAB_DIR/sums.v2" "$LAB_SRC_POOL/new"
 lab_mark_events
 hozo_run restore nightly --snapshot nosuchsnap --to "$LAB_SRC_POOL/nosuch"
-t_eq "a snapshot the box lacks: exit 2" 2 "$HOZO_RC"
+t_eq "a snapshot the box lacks: exit 1 (the box was woken to find out)" 1 "$HOZO_RC"
 t_eq "  failed at check" check "$(restore_get nightly 'r["failed_stage"]')"
 t_check "  nothing was created" bash -c "! zfs list -H $LAB_SRC_POOL/nosuch 2>/dev/null"
 t_eq "  box off again" off "$(lab_box_state)"

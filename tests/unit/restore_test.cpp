@@ -24,7 +24,10 @@ using Tree = std::map<std::string, std::vector<std::pair<std::string, std::uint6
 /// Answers `zfs get` listings, `zpool list` and `zfs rollback` from a Tree.
 Result<CommandOutput> answer(Tree& tree, const std::vector<std::string>& argv, std::vector<std::string>* rollbacks) {
   const std::string cmd = argv.size() > 1 ? argv[0] + " " + argv[1] : "";
-  if (cmd == "zpool list") return CommandOutput{0, argv.back() + "\n", ""};
+  if (cmd == "zpool list") {  // -o name (imported?) or -o name,health
+    const bool health = std::find(argv.begin(), argv.end(), "name,health") != argv.end();
+    return CommandOutput{0, argv.back() + (health ? "\tONLINE\n" : "\n"), ""};
+  }
   if (cmd == "zfs rollback") {
     if (rollbacks != nullptr) rollbacks->push_back(argv.back());
     const auto at = argv.back().find('@');
@@ -131,6 +134,32 @@ class FakeSystems final : public JobSystems {
   std::vector<NotificationResult> notify(const Job&, const RunRecord&) override { return {}; }
   std::vector<NotificationResult> notify_start(const Job&) override { return {}; }
   Clock& clock() override { return clock_; }
+  /// The backup disk: present, spinning after `disk_reads_needed` spin-up reads.
+  std::unique_ptr<DiskControl> disk_control(const Job&, CommandRunner&) override {
+    class Disk final : public DiskControl {
+     public:
+      explicit Disk(FakeSystems& s) : s_(s) {}
+      Result<DiskObservation> observe() override {
+        ++s_.disk_observations;
+        DiskObservation o;
+        o.present = true;
+        o.state = s_.disk_reads >= s_.disk_reads_needed ? SpinState::active : SpinState::standby;
+        return o;
+      }
+      Result<void> spin_up() override {
+        ++s_.disk_reads;
+        return ok();
+      }
+      [[nodiscard]] std::string describe() const override { return "fake disk"; }
+
+     private:
+      FakeSystems& s_;
+    };
+    return std::make_unique<Disk>(*this);
+  }
+  int disk_reads_needed = 1;
+  int disk_reads = 0;
+  int disk_observations = 0;
 
  private:
   SystemClock clock_;
@@ -254,7 +283,8 @@ TEST_F(Restore, DatasetSelectsAPairOrAChildOfARecursiveOne) {
   request.dataset = "tank/data/child";
   const auto p = plan();
   EXPECT_EQ(p.pair.target, "backup/data/child");
-  EXPECT_EQ(p.target, "tank/data/child-restore-20261201-064108");
+  // Next to the recursive root, not inside it (the next backup would copy it back to the box).
+  EXPECT_EQ(p.target, "tank/data-restore-20261201-064108-child");
 }
 
 TEST_F(Restore, BoxOffRestoreWakesPullsVerifiesPowersOffAndRecords) {
@@ -290,12 +320,49 @@ TEST_F(Restore, OlderSnapshotIsRolledBackToOnEveryDataset) {
   EXPECT_EQ(systems.local_tree.at("tank/data-restore-20261201-064108").size(), 1u);
 }
 
+TEST_F(Restore, BackupDiskIsSpunUpBeforeTheBackupIsRead) {
+  job.backup_device = "/dev/sdb";
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(systems.disk_reads, 1);
+  EXPECT_EQ(systems.syncoid_calls.size(), 1u);
+}
+
+TEST_F(Restore, DiskThatNeverSpinsUpFailsBeforeSyncoid) {
+  job.backup_device = "/dev/sdb";
+  job.disk_spinup_timeout = std::chrono::seconds(0);
+  systems.disk_reads_needed = 1000;
+  const auto r = run();
+  EXPECT_EQ(r.failed_stage, "disk");
+  EXPECT_TRUE(systems.syncoid_calls.empty());
+  EXPECT_EQ(systems.power_offs, 1);
+}
+
+TEST_F(Restore, TargetInsideAnyRecursiveSourceIsRefused) {
+  job.datasets.push_back(DatasetPair{"tank/b", "backup/b", false});
+  request.dataset = "tank/b";
+  request.to = "tank/data/x";  // inside the job's other, recursive pair
+  EXPECT_NE(plan_error().message.find("inside the recursively backed-up tank/data"), std::string::npos);
+  request.to = "tank/data";  // a live source of the job
+  EXPECT_NE(plan_error().message.find("is a live source of job nightly"), std::string::npos);
+}
+
+TEST_F(Restore, WholePoolBackedUpRecursivelyNeedsTo) {
+  job.datasets = {DatasetPair{"tank", "backup/tank", true}};
+  request.dataset = "tank/data";
+  const auto e = plan_error();
+  EXPECT_EQ(e.code, ExitCode::usage);
+  EXPECT_NE(e.message.find("give --to a dataset in another pool"), std::string::npos) << e.message;
+  request.to = "other/restored";
+  EXPECT_EQ(plan().target, "other/restored");
+}
+
 TEST_F(Restore, SnapshotMissingOnTheBoxFailsBeforeSyncoidAndPowersOff) {
   request.snapshot = "nope";
   const auto r = run();
   EXPECT_EQ(r.outcome, RunOutcome::failed);
   EXPECT_EQ(r.failed_stage, "check");
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 1);  // the box was woken already: a failure, not a usage error
   EXPECT_TRUE(systems.syncoid_calls.empty());
   EXPECT_EQ(systems.power_offs, 1);
 }
