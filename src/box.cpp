@@ -100,6 +100,29 @@ Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, Co
   return join(notes, ", ");
 }
 
+bool settle_woken_marker(HostLease& lease, const StateStore& state, const Job& job) {
+  if (!lease.first_user()) return false;
+  auto marker = lease.woken_marker();
+  if (!marker || !*marker) return false;
+  const std::string& id = (*marker)->run_id;
+  bool late_wake = false;
+  if (auto all = state.all()) {
+    for (const auto& [name, js] : *all) {
+      for (const auto& r : js.runs) late_wake = late_wake || (r.run_id == id && r.failed_stage == "wait" && r.woke_host);
+      for (const auto& r : js.restores) {
+        late_wake = late_wake || (r.restore_id == id && r.failed_stage == "wake" && r.woke_host);
+      }
+    }
+  }
+  if (late_wake) {
+    spdlog::info("[{}] {} is up after the wake of {} (which gave up waiting for it); hozo powers it off at the end",
+                 job.name, job.target_host, id);
+    return true;
+  }
+  if (auto c = lease.clear_woken(); !c) spdlog::warn("[{}] {}", job.name, c.error().message);
+  return false;
+}
+
 ShutdownResult finish_host_use(HostLease& lease, JobSystems& systems, const Job& job, bool box_up, PowerOffRules rules) {
   ShutdownResult sd;
   if (!rules.requested) {

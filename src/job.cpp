@@ -170,10 +170,9 @@ Result<void> Pipeline::wake_and_wait() {
       up = true;
       rec_.was_up_before = true;
       t.message = fmt::format("already up ({}), no packet sent", probe.banner);
-      // A marker left by a crashed run must not make us power off a box someone else switched on.
-      if (lease_ && lease_->first_user()) {
-        if (auto c = lease_->clear_woken(); !c) spdlog::warn("[{}] {}", job_.name, c.error().message);
-      }
+      // A marker left by a crashed run must not make us power off a box someone else switched on
+      // (unless the box is only up late after hozo's own wake).
+      if (lease_ && settle_woken_marker(*lease_, state_, job_)) t.message += "; woken late by an earlier run";
       return ok();
     }
     auto sent = sys_.wake(job_);

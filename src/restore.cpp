@@ -141,7 +141,7 @@ class Restore {
     if (probe.state == ProbeState::up) {
       rec_.was_up_before = true;
       box_up_ = true;
-      if (lease_->first_user()) (void)lease_->clear_woken();  // a stale marker must not power off someone's box
+      (void)settle_woken_marker(*lease_, state_, job_);  // a stale marker must not power off someone's box
       spdlog::info("[{}] restore: {} is already up", job_.name, job_.target_host);
       return ok();
     }

@@ -48,6 +48,13 @@ Result<std::string> ready_backup_disk(JobSystems& systems, const Job& job, Comma
 Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, CommandRunner& remote,
                                          const std::set<std::string>& pools, std::chrono::seconds timeout);
 
+/// The box answered before any wake and this is the first user of the host: a woken marker left
+/// from before is stale — the box must not be powered off because of it (someone else may have
+/// switched it on) — and is cleared. Except when the marker's run (or restore) in `state` failed
+/// while waiting for the box: then hozo's own wake simply took longer than ssh_timeout, the box
+/// is still hozo's to power off, and the marker stays (said in the log). Returns true when kept.
+bool settle_woken_marker(HostLease& lease, const StateStore& state, const Job& job);
+
 /// Whether the end of a command powers the box off at all, and only when hozo woke it.
 struct PowerOffRules {
   bool requested = true;      ///< job.shutdown_after (check: always)

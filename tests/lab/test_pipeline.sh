@@ -83,6 +83,22 @@ t_eq "failed stage wait" wait "$(state_get nightly 'r["failed_stage"]')"
 t_eq "outcome failed" failed "$(state_get nightly 'r["outcome"]')"
 lab_powersim_restart
 
+t_log "3b. a box that boots slower than ssh_timeout: exit 69, and the next run powers it off (hozo woke it)"
+lab_powersim_restart --boot-delay 5
+write_config nightly "recursive: true" "ssh_timeout: 2"
+lab_mark_events
+hozo_run jobs run nightly
+t_eq "the slow box: exit 69" 69 "$HOZO_RC"
+lab_wait_event ssh_up 20 >/dev/null && t_pass "it came up afterwards" || t_fail "it never came up"
+write_config nightly "recursive: true"
+hozo_run jobs run nightly
+t_eq "next run exits 0" 0 "$HOZO_RC"
+t_eq "it found the box up" True "$(state_get nightly 'r["was_up_before"]')"
+t_check "it knew the box was hozo's" grep -q "woken late by an earlier run" <<<"$(state_get nightly 'r["stages"][2]["message"]')"
+t_eq "and powered it off" done "$(state_get nightly 'r["shutdown"]["outcome"]')"
+t_eq "box is off" off "$(lab_box_state)"
+lab_powersim_restart
+
 # ------------------------------------------------------------------------------------------
 t_log "4. host keys: strict + unknown fails before any transfer; accept-new pins; changed is refused"
 kh=$LAB_DIR/kh-test

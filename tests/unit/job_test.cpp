@@ -265,6 +265,30 @@ TEST_F(Pipeline, BoxNeverWakesExits69AtWait) {
   EXPECT_GE(systems.wakes, 2);  // first packet + a resend
 }
 
+TEST_F(Pipeline, BoxThatCameUpLateAfterHozosWakeIsPoweredOffByTheNextRun) {
+  systems.wakes_up = false;  // the wake worked, but the box took longer than ssh_timeout
+  auto first = run();
+  EXPECT_EQ(first.failed_stage, "wait");
+  EXPECT_EQ(systems.power_offs, 0);
+  systems.up_before = true;  // it is up by the next run
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::done) << r.shutdown.message;
+  EXPECT_EQ(systems.power_offs, 1);
+  EXPECT_NE(r.stages[2].message.find("woken late by an earlier run"), std::string::npos) << r.stages[2].message;
+}
+
+TEST_F(Pipeline, StaleMarkerOfAnotherKindOfRunIsCleared) {
+  {
+    auto lease = HostLease::acquire(store.dir(), job.target_host, HostSharing::concurrent, Millis(1000)).value();
+    ASSERT_TRUE(lease.mark_woken("20260101T000000Z-1").ok());  // a run that crashed (not in the state)
+  }
+  systems.up_before = true;
+  const auto r = run();
+  EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::skipped_not_woken);
+  EXPECT_EQ(systems.power_offs, 0);
+}
+
 TEST_F(Pipeline, TransientSyncoidFailureIsRetried) {
   systems.syncoid_exits = {1, 0};
   const auto r = run();
