@@ -57,6 +57,19 @@ Result<bool> import_pool_if_needed(CommandRunner& remote, const Job& job, std::s
   return true;
 }
 
+Result<WaitOutcome> wait_for_box(JobSystems& systems, const Job& job, const std::atomic<bool>* cancel,
+                                 Resend resend) {
+  return systems.wait_up(
+      job,
+      [&] {
+        if (resend == Resend::no) return;
+        if (auto again = systems.wake(job); !again) {
+          spdlog::warn("[{}] resending wake failed: {}", job.name, again.error().message);
+        }
+      },
+      cancel);
+}
+
 Result<std::string> ready_backup_disk(JobSystems& systems, const Job& job, CommandRunner& remote,
                                       const std::atomic<bool>* cancel) {
   auto control = systems.disk_control(job, remote);

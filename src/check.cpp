@@ -591,12 +591,7 @@ void Checker::host_check() {
   if (lease_) {
     if (auto m = lease_->mark_woken(fmt::format("check-{}", ::getpid())); !m) spdlog::warn("{}", m.error().message);
   }
-  auto outcome = env_.systems.wait_up(
-      job_,
-      [&] {
-        if (auto again = env_.systems.wake(job_); !again) spdlog::warn("resending wake failed: {}", again.error().message);
-      },
-      opt_.cancel);
+  auto outcome = wait_for_box(env_.systems, job_, opt_.cancel);
   if (!outcome) {
     remote_skip_ = "the box did not come up";
     if (outcome.error().code == ExitCode::interrupted) {

@@ -14,6 +14,7 @@
 #include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
+#include "hozo/box.hpp"
 #include "hozo/config.hpp"
 #include "hozo/config_json.hpp"
 #include "hozo/job.hpp"
@@ -416,11 +417,7 @@ int cmd_wait(const Globals& g, const std::string& name, bool no_resend) {
     }
     return 0;
   }
-  const std::function<void()> resend = [&] {
-    if (no_resend) return;
-    if (auto r = systems->wake(job); !r) spdlog::warn("resending wake failed: {}", r.error().message);
-  };
-  const auto outcome = unwrap(systems->wait_up(job, resend, &g_cancel));
+  const auto outcome = unwrap(wait_for_box(*systems, job, &g_cancel, no_resend ? Resend::no : Resend::yes));
   if (g.json) {
     print_json({{"job", job.name},
                 {"up", true},

@@ -191,12 +191,7 @@ Result<void> Pipeline::wake_and_wait() {
     return ok();
   }
   return stage("wait", [&](StageTiming& t) -> Result<void> {
-    auto outcome = sys_.wait_up(
-        job_,
-        [&] {
-          if (auto again = sys_.wake(job_); !again) spdlog::warn("[{}] resending wake failed: {}", job_.name, again.error().message);
-        },
-        opt_.cancel);
+    auto outcome = wait_for_box(sys_, job_, opt_.cancel);
     if (!outcome) return outcome.error();
     box_up_ = true;
     t.message = fmt::format("{}:{} answered after {} ({} probes, {} resends)", job_.target_host, job_.ssh_port,

@@ -150,12 +150,7 @@ class Restore {
     rec_.woke_host = true;
     if (auto m = lease_->mark_woken(rec_.restore_id); !m) spdlog::warn("[{}] {}", job_.name, m.error().message);
     spdlog::info("[{}] restore: wake sent, waiting for {}:{}", job_.name, job_.target_host, job_.ssh_port);
-    auto outcome = sys_.wait_up(
-        job_,
-        [&] {
-          if (auto again = sys_.wake(job_); !again) spdlog::warn("[{}] resending wake failed: {}", job_.name, again.error().message);
-        },
-        cancel_);
+    auto outcome = wait_for_box(sys_, job_, cancel_);
     if (!outcome) return outcome.error();
     box_up_ = true;
     return ok();

@@ -37,6 +37,14 @@ void space_syncoid_start(const std::filesystem::path& state_dir, const std::stri
 Result<bool> import_pool_if_needed(CommandRunner& remote, const Job& job, std::string_view pool,
                                    std::chrono::seconds timeout);
 
+/// Whether waiting for the box resends the wake.
+enum class Resend { yes, no };
+
+/// Waits until the box answers on SSH (JobSystems::wait_up), resending the wake periodically
+/// (a failed resend is a warning, not the end of the wait).
+Result<WaitOutcome> wait_for_box(JobSystems& systems, const Job& job, const std::atomic<bool>* cancel,
+                                 Resend resend = Resend::yes);
+
 /// The disk stage: job.backup_device present and spinning (JobSystems::disk_control +
 /// ensure_disk_ready within job.disk_spinup_timeout). Returns the stage message.
 Result<std::string> ready_backup_disk(JobSystems& systems, const Job& job, CommandRunner& remote,
