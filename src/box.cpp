@@ -136,6 +136,11 @@ bool settle_woken_marker(HostLease& lease, const StateStore& state, const Job& j
   return false;
 }
 
+std::string power_off_detail(const JobSystems& systems, const Job& job) {
+  auto detail = systems.last_power_off_detail();
+  return detail.empty() ? fmt::format("\"{}\" sent; SSH port closed", job.shutdown_command) : detail;
+}
+
 ShutdownResult finish_host_use(HostLease& lease, JobSystems& systems, const Job& job, bool box_up, PowerOffRules rules) {
   ShutdownResult sd;
   if (!rules.requested) {
@@ -159,9 +164,7 @@ ShutdownResult finish_host_use(HostLease& lease, JobSystems& systems, const Job&
     } else if (auto off = systems.power_off(job); !off) {
       sd = {ShutdownOutcome::failed, off.error().message};
     } else {
-      sd.outcome = ShutdownOutcome::done;
-      sd.message = systems.last_power_off_detail();
-      if (sd.message.empty()) sd.message = fmt::format("\"{}\" sent; SSH port closed", job.shutdown_command);
+      sd = {ShutdownOutcome::done, power_off_detail(systems, job)};
       if (auto c = lease.clear_woken(); !c) spdlog::warn("[{}] {}", job.name, c.error().message);
     }
   }

@@ -1055,8 +1055,7 @@ void Checker::finish() {
   } else if (auto off = env_.systems.power_off(job_); !off) {
     sd = {ShutdownOutcome::failed, off.error().message};
   } else {
-    sd = {ShutdownOutcome::done, env_.systems.last_power_off_detail()};
-    if (sd.message.empty()) sd.message = fmt::format("\"{}\" sent, SSH port closed", job_.shutdown_command);
+    sd = {ShutdownOutcome::done, power_off_detail(env_.systems, job_)};
   }
   switch (sd.outcome) {
     case ShutdownOutcome::done:
@@ -1163,7 +1162,13 @@ std::vector<CheckReport> run_checks_for_jobs(const std::vector<const Job*>& jobs
       if (lease) {
         // As the pipeline does: a marker left by a crashed run must not make check power off a
         // box someone else switched on.
-        if (lease->first_user() && env.systems.probe(*job).state == ProbeState::up) (void)lease->clear_woken();
+        if (lease->first_user() && env.systems.probe(*job).state == ProbeState::up) {
+          if (env.state != nullptr) {
+            (void)settle_woken_marker(*lease, *env.state, *job);
+          } else {
+            (void)lease->clear_woken();
+          }
+        }
         groups.emplace(host, Group{std::move(*lease)});
       }
     }

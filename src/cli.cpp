@@ -474,9 +474,7 @@ int cmd_shutdown(const Globals& g, const std::string& name, bool force) {
   }
   auto systems = make_real_systems(&g_cancel);
   unwrap(systems->power_off(job));
-  const auto how = systems->last_power_off_detail();
-  fmt::print("{}: {}: {}\n", job.name, job.target_host,
-             how.empty() ? fmt::format("\"{}\" sent; SSH port closed", job.shutdown_command) : how);
+  fmt::print("{}: {}: {}\n", job.name, job.target_host, power_off_detail(*systems, job));
   return 0;
 }
 

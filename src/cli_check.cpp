@@ -15,7 +15,7 @@ int cmd_check(const Globals& g, const std::vector<std::string>& names, bool all,
   const std::vector<const Job*> jobs = select_jobs(config, names, all);
   auto store = open_state(g, &config);
   auto systems = make_real_systems(&g_cancel);
-  CheckEnv env{*systems, {}, {}, {}, {}, store.dir(), config.path};
+  CheckEnv env{*systems, {}, {}, {}, {}, store.dir(), config.path, &store};
   CheckOptions options;
   options.wake = wake;
   options.cancel = &g_cancel;

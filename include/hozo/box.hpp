@@ -69,6 +69,10 @@ struct PowerOffRules {
   bool only_if_woken = true;  ///< job.shutdown_only_if_woken (check: always)
 };
 
+/// How the last successful JobSystems::power_off did it (last_power_off_detail), or
+/// "\"<shutdown_command>\" sent; SSH port closed" when the systems do not say.
+std::string power_off_detail(const JobSystems& systems, const Job& job);
+
 /// The end of every command that used the box: powers it off only if this is the last user of the
 /// host (HostLease::try_become_last), the box answered during the command, and — with
 /// rules.only_if_woken — hozo woke it (the lease's woken marker). Clears the marker after a

@@ -138,6 +138,9 @@ struct CheckEnv {
   std::filesystem::path state_dir;
   /// The config file, for the first row.
   std::filesystem::path config_path;
+  /// The state file, to tell a late-woken box from a stale marker (settle_woken_marker);
+  /// nullptr = every marker found on a running box counts as stale.
+  const StateStore* state = nullptr;
 };
 
 /// How to check.
