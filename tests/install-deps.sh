@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
   libcli11-dev libyaml-cpp-dev libssh-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev
-  nlohmann-json3-dev libcpp-httplib-dev libgtest-dev googletest
+  nlohmann-json3-dev libmicrohttpd-dev libgtest-dev googletest
   # lab: namespaces, user-space ZFS, real sshd, syncoid and its helpers, receivers
   iproute2 util-linux procps psmisc zfs-fuse sanoid openssh-server openssh-client pv mbuffer lzop
   python3 python3-aiosmtpd socat netcat-openbsd

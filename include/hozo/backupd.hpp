@@ -3,7 +3,7 @@
 //
 // Endpoints (JSON): GET /ping (no auth), GET /status, POST /shutdown[?force=1],
 // GET /disk/{dev} (or /disk/by-id?id=ID), POST /disk/{dev}/spinup[?timeout=S].
-// Everything but /ping needs `Authorization: Bearer <token>`.
+// Everything but /ping needs `Authorization: Bearer <token>`. HTTP: hozo/http/server.hpp.
 
 #include <atomic>
 #include <chrono>
@@ -37,15 +37,16 @@ struct BackupdConfig {
   std::chrono::seconds shutdown_delay{5};    ///< between the 202 answer and the export
   std::chrono::seconds command_timeout{60};  ///< per zpool / hdparm / shutdown command
   std::chrono::seconds spinup_timeout{60};   ///< default (and maximum) for POST .../spinup
-  // HTTP limits.
-  std::size_t payload_max = 16 * 1024;       ///< request body bytes; larger → 413
-  std::chrono::seconds read_timeout{5};      ///< longest silence while reading a request
+  // HTTP limits (see http/server.hpp; libmicrohttpd enforces most of them itself).
+  std::size_t payload_max = 16 * 1024;       ///< request body bytes; larger → 413 (or closed, if chunked)
+  std::chrono::seconds read_timeout{5};      ///< longest silence on a connection (reading, writing, idle)
   std::chrono::seconds request_timeout{10};  ///< whole request (line, headers, body) must arrive in this
-  std::chrono::seconds write_timeout{5};
-  std::chrono::seconds keep_alive_timeout{5};
-  std::size_t keep_alive_max = 20;  ///< requests per connection
-  std::size_t threads = 8;          ///< worker threads
-  std::size_t max_queued = 64;      ///< accepted connections waiting for a worker; more are closed
+  std::size_t keep_alive_max = 20;           ///< requests per connection
+  std::size_t max_connections = 32;          ///< open connections (each has a thread); more are closed at once
+  std::size_t max_connections_per_ip = 8;    ///< from one address
+  std::size_t connection_memory = 32 * 1024; ///< per connection: request line + headers + read buffer
+  /// Keys still accepted from older configs but without effect (named in --check's warnings).
+  std::vector<std::string> ignored_keys;
   DiskPaths disk;                   ///< sysfs and /dev roots
   std::filesystem::path proc_root = "/proc";
 };
@@ -56,16 +57,31 @@ Result<BackupdConfig> parse_backupd_config(std::string_view yaml, std::string_vi
 /// Reads and parses a config file.
 Result<BackupdConfig> load_backupd_config(const std::filesystem::path& path);
 
-/// Splits "HOST:PORT" / "[V6]:PORT" / "HOST" (port 9999).
+/// Splits "HOST:PORT" / "[V6]:PORT" / "HOST" (port 9999). Messages name no key: callers add it.
 Result<std::pair<std::string, int>> parse_listen_address(std::string_view text);
+
+/// Splits a command string into argv the way hozo.yaml's commands read ("shutdown -h now",
+/// 'quoted words' and "double quoted" ones), without a shell: no variables, globs, pipes or
+/// redirections (those characters outside quotes are an error).
+Result<std::vector<std::string>> split_command(std::string_view text);
+
+/// What `backupd --check` found: problems (exit 78) and warnings (exit 0, printed loudly).
+struct BackupdCheck {
+  std::vector<std::string> problems;
+  std::vector<std::string> warnings;
+};
+
+/// Checks a loaded config and its token for --check and start-up: no token (a problem for
+/// --check), a token file readable by group or others, a non-loopback listen address over
+/// plain HTTP, ignored keys.
+BackupdCheck check_backupd(const BackupdConfig& config, const Result<Secret>& token);
 
 /// The token: token_file if set, else $CREDENTIALS_DIRECTORY/backupd-token if present; an
 /// empty Secret when neither exists (protected routes are then disabled). A configured file
 /// that cannot be read, or an empty file, is an Error.
 Result<Secret> load_backupd_token(const BackupdConfig& config);
 
-/// Constant-time check of an Authorization header value against the token: true only for
-/// "Bearer <token>" with a non-empty token.
+/// Constant-time check of an Authorization header value against the token (http::bearer_matches).
 bool bearer_matches(std::string_view header_value, const Secret& token) noexcept;
 
 /// True when a NUL-separated /proc/PID/cmdline is a `zfs receive`/`zfs recv` (directly, or
@@ -110,20 +126,17 @@ struct BackupdDeps {
   std::function<void(std::chrono::milliseconds)> sleep;        ///< default: this_thread::sleep_for
 };
 
-/// The HTTP server. Construct, bind(), then run() (blocking) or start() (own thread).
+/// The HTTP server (on the http module). Construct, then start(); stop() or the destructor end it.
 class BackupdServer {
  public:
-  /// `token` empty: protected routes answer 401 and a warning is logged at bind().
-  BackupdServer(BackupdConfig config, Secret token, BackupdDeps deps);
+  /// `token` empty: protected routes answer 401 and a warning is logged at start().
+  /// `listen_fd` >= 0: serve that listening socket (systemd socket activation), not config.listen_*.
+  BackupdServer(BackupdConfig config, Secret token, BackupdDeps deps, int listen_fd = -1);
   ~BackupdServer();
   BackupdServer(const BackupdServer&) = delete;
   BackupdServer& operator=(const BackupdServer&) = delete;
 
-  /// Binds the listen address; returns the bound port (useful with port 0).
-  Result<int> bind();
-  /// Serves until stop(); returns false when the listener failed.
-  bool run();
-  /// bind() (if not yet bound) and serve on a background thread.
+  /// Binds (or takes the socket) and serves on the server's threads; returns the bound port.
   Result<int> start();
   /// Stops serving and joins the background and shutdown threads.
   void stop();

@@ -1,12 +1,15 @@
 #include "hozo/agent.hpp"
 
 #include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <atomic>
+#include <memory>
+#include <mutex>
 #include <chrono>
 #include <string>
 #include <thread>
+
+#include "hozo/http/server.hpp"
 
 namespace hozo {
 namespace {
@@ -78,49 +81,47 @@ TEST(AgentParse, StatusDiskSpinup) {
   EXPECT_EQ(spin->before, SpinState::standby);
 }
 
-/// A misbehaving "agent" on loopback.
+/// A misbehaving "agent" on loopback (served by the http module).
 class BadAgent : public ::testing::Test {
  protected:
   void SetUp() override {
-    server.Get("/ping", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("<html>hello</html>", "text/html");
+    using http::Request;
+    using http::Response;
+    http::Router router;
+    router.get("/ping", [](const Request&) { return Response::html(200, "<html>hello</html>"); });
+    router.get("/status", [](const Request&) {
+      auto res = Response::text(200, std::string(4 << 20, 'x'));
+      res.content_type = "application/json";
+      return res;
     });
-    server.Get("/status", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(std::string(4 << 20, 'x'), "application/json");
-    });
-    server.Get("/disk/sda", [](const httplib::Request&, httplib::Response& res) {
+    router.get("/disk/sda", [](const Request&) {
       std::this_thread::sleep_for(3s);
-      res.set_content("{}", "application/json");
+      return Response::json(200, nlohmann::json::object());
     });
-    server.Get("/disk/sdz", [](const httplib::Request&, httplib::Response& res) {
-      res.status = 400;  // as backupd answers for a device that does not exist
-      res.set_content(R"({"error":"no block device sdz"})", "application/json");
+    // 400 as backupd answers for a device that does not exist.
+    router.get("/disk/sdz", [](const Request&) { return Response::json_error(400, "no block device sdz"); });
+    router.get("/disk/sdy", [](const Request&) { return Response::json_error(503, "busy"); });
+    router.get("/disk/sdb", [](const Request&) {
+      return Response::json(200, nlohmann::json{{"device", "sdb"}, {"path", "/dev/sdb"}, {"state", "standby"}});
     });
-    server.Get("/disk/sdy", [](const httplib::Request&, httplib::Response& res) {
-      res.status = 503;
-      res.set_content(R"({"error":"busy"})", "application/json");
+    router.post("/shutdown", [this](const Request& req) {
+      std::lock_guard lock(mutex);
+      last_auth = req.header("authorization").value_or("");
+      return Response::json_error(500, "disk on fire");
     });
-    server.Get("/disk/sdb", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(R"({"device":"sdb","path":"/dev/sdb","state":"standby"})", "application/json");
-    });
-    server.Post("/shutdown", [this](const httplib::Request& req, httplib::Response& res) {
-      last_auth = req.get_header_value("Authorization");
-      res.status = 500;
-      res.set_content(R"({"error":"disk on fire"})", "application/json");
-    });
-    port = server.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { server.listen_after_bind(); });
-    for (int i = 0; i < 500 && !server.is_running(); ++i) std::this_thread::sleep_for(2ms);
+    http::ServerOptions options;
+    options.access_log = [](const http::AccessEntry&) {};
+    server = std::make_unique<http::Server>(std::move(router), std::move(options));
+    auto started = server->start();
+    ASSERT_TRUE(started.ok()) << started.error().message;
+    port = *started;
   }
-  void TearDown() override {
-    server.stop();
-    thread.join();
-  }
+  void TearDown() override { server->stop(); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 
-  httplib::Server server;
-  std::thread thread;
+  std::unique_ptr<http::Server> server;
   int port = 0;
+  std::mutex mutex;
   std::string last_auth;
 };
 
@@ -176,8 +177,10 @@ TEST(AgentClientTest, RefusedAndBadUrls) {
   // A port nothing listens on (bind, read the port, close).
   int free_port = 0;
   {
-    httplib::Server probe;
-    free_port = probe.bind_to_any_port("127.0.0.1");
+    http::Server probe(http::Router{}, http::ServerOptions{});
+    auto started = probe.start();
+    ASSERT_TRUE(started.ok());
+    free_port = *started;
   }
   AgentClient client("http://127.0.0.1:" + std::to_string(free_port), Secret("tok-0123456789abcdef"));
   auto ping = client.ping();
