@@ -551,11 +551,11 @@ int run_backupd(int argc, char** argv) {
   std::error_code ec;
   const bool config_exists = std::filesystem::exists(config_path, ec);
   if (config_opt->count() > 0 || config_exists) {
-    auto loaded = load_backupd_config(config_path);
-    if (!loaded) {
-      problems.push_back(loaded.error().message);
+    auto text = read_file(config_path);
+    if (!text) {
+      problems.push_back(text.error().message);
     } else {
-      config = std::move(loaded).value();
+      config = parse_backupd_config_all(*text, config_path, problems);
     }
   } else if (check) {
     problems.push_back(fmt::format("{}: not found (create it from the example in backupd(8), or give -c FILE)", config_path));

@@ -84,25 +84,36 @@ std::optional<long long> yaml_int(const YAML::Node& node) {
 }  // namespace
 
 Result<BackupdConfig> parse_backupd_config(std::string_view yaml, std::string_view file_name) {
+  std::vector<std::string> problems;
+  auto config = parse_backupd_config_all(yaml, file_name, problems);
+  if (!problems.empty()) return Error{join(problems, "\n"), ExitCode::config};
+  return config;
+}
+
+BackupdConfig parse_backupd_config_all(std::string_view yaml, std::string_view file_name,
+                                       std::vector<std::string>& problems) {
   BackupdConfig config;
   ConfigIssues issues{std::string(file_name), {}};
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {
-    return make_error(ExitCode::config, "{}:{}:{}: {}", file_name, e.mark.line + 1, e.mark.column + 1, e.msg);
+    problems.push_back(fmt::format("{}:{}:{}: {}", file_name, e.mark.line + 1, e.mark.column + 1, e.msg));
+    return config;
   }
   if (root.IsNull()) return config;  // empty file: all defaults
-  if (!root.IsMap()) return make_error(ExitCode::config, "{}: expected a mapping at the top level", file_name);
+  if (!root.IsMap()) {
+    problems.push_back(fmt::format("{}: expected a mapping at the top level", file_name));
+    return config;
+  }
 
   static const std::vector<std::string> kKeys = {
       "listen",          "token_file",      "export_pools",   "shutdown_command", "shutdown_delay",
       "command_timeout", "spinup_timeout",  "max_body",       "read_timeout",     "request_timeout",
       "keep_alive_max",  "max_connections", "max_connections_per_ip", "connection_memory",
-      "sys_block",       "dev_root",        "proc_root",
-      // accepted from older configs, without effect (libmicrohttpd has one inactivity timeout
-      // and a thread per connection): --check warns about them
-      "write_timeout",   "keep_alive_timeout", "threads",     "max_queued"};
+      "sys_block",       "dev_root",        "proc_root"};
+  // Also accepted, from older configs, without effect (libmicrohttpd has one inactivity timeout
+  // and a thread per connection; --check warns): write_timeout, keep_alive_timeout, threads, max_queued.
   try {
     for (const auto& entry : root) {
       const std::string key = entry.first.as<std::string>();
@@ -233,7 +244,7 @@ Result<BackupdConfig> parse_backupd_config(std::string_view yaml, std::string_vi
   } catch (const YAML::Exception& e) {
     issues.lines.push_back(fmt::format("{}:{}:{}: {}", file_name, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
-  if (!issues.lines.empty()) return Error{join(issues.lines, "\n"), ExitCode::config};
+  problems.insert(problems.end(), issues.lines.begin(), issues.lines.end());
   return config;
 }
 

@@ -54,6 +54,11 @@ struct BackupdConfig {
 /// Parses backupd.yaml text; unknown keys and bad values are errors (code 78), one per line.
 Result<BackupdConfig> parse_backupd_config(std::string_view yaml, std::string_view file_name);
 
+/// The same, collecting every problem in `problems` and returning what could be parsed (the
+/// keys that were valid), so that --check can go on to check the token too.
+BackupdConfig parse_backupd_config_all(std::string_view yaml, std::string_view file_name,
+                                       std::vector<std::string>& problems);
+
 /// Reads and parses a config file.
 Result<BackupdConfig> load_backupd_config(const std::filesystem::path& path);
 
