@@ -24,7 +24,7 @@ else
   bad "cmake --install failed: $(cat "$work/install.log")"
 fi
 for f in bin/hozo bin/backupd share/man/man1/hozo.1 share/man/man5/hozo.yaml.5 share/man/man8/backupd.8 \
-  lib/systemd/system/hozo@.service lib/systemd/system/hozo@.timer lib/systemd/system/backupd.service \
+  lib/systemd/system/hozo@.service lib/systemd/system/hozo@.timer lib/systemd/system/backupd.service lib/systemd/system/backupd.socket \
   share/doc/hozo/examples/hozo.yaml share/doc/hozo/examples/backupd.yaml \
   share/bash-completion/completions/hozo; do
   [[ -f $prefix/$f ]] && ok "installed $f" || bad "missing $f"
@@ -44,6 +44,16 @@ if command -v systemd-analyze >/dev/null; then
   rc=$?
   [[ $rc == 0 && -z $out ]] && ok "systemd-analyze verify of the installed units: clean" ||
     bad "systemd-analyze verify (exit $rc): $out"
+  # backupd.service and backupd.socket (socket activation), each alone and as the pair.
+  for units in backupd.service backupd.socket "backupd.socket backupd.service"; do
+    args=()
+    for u in $units; do args+=("$prefix/lib/systemd/system/$u"); done
+    out=$(cd "$work" && MANPATH=$prefix/share/man systemd-analyze verify "${args[@]}" 2>&1)
+    rc=$?
+    [[ $rc == 0 && -z $out ]] && ok "systemd-analyze verify $units: clean" || bad "systemd-analyze verify $units (exit $rc): $out"
+  done
+  grep -q '^ListenStream=127.0.0.1:9999$' "$prefix/lib/systemd/system/backupd.socket" &&
+    ok "backupd.socket listens on backupd's default address" || bad "backupd.socket: unexpected ListenStream"
 else
   echo "systemd-analyze not found: verify skipped"
 fi
