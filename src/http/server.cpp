@@ -312,12 +312,6 @@ struct Server::Impl {
       request.params = match.params;
       req->handler = match.handler;
       req->max_body = match.options->max_body.value_or(self->options.limits.max_body);
-      if (auto length = request.header("content-length")) {
-        const auto n = parse_int(trim(*length));
-        if (!n || *n < 0 || static_cast<unsigned long long>(*n) > req->max_body) {
-          return early(Response::json_error(413, "payload too large"), "body over the limit (Content-Length)");
-        }
-      }
       if (match.options->guard) {
         std::optional<Response> refused;
         try {
@@ -327,6 +321,12 @@ struct Server::Impl {
           refused = Response::json_error(500, "internal error");
         }
         if (refused) return early(std::move(*refused));
+      }
+      if (auto length = request.header("content-length")) {
+        const auto n = parse_int(trim(*length));
+        if (!n || *n < 0 || static_cast<unsigned long long>(*n) > req->max_body) {
+          return early(Response::json_error(413, "payload too large"), "body over the limit (Content-Length)");
+        }
       }
       return MHD_YES;  // now the body (if any), then the final call
     }

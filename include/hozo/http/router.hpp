@@ -41,6 +41,7 @@ struct Match {
 };
 
 /// A table of routes; add them before the server starts (it is read-only while serving).
+/// The first route that matches wins: add more specific patterns first.
 class Router {
  public:
   /// Adds METHOD PATTERN (see above). HEAD is answered by GET routes.
