@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Attacks on a real backupd on 127.0.0.1 (see tests/security/README.md).
+"""Attacks on a real backupd on 127.0.0.1 (method and figures: tests/bench/README.md, section 6).
 
 Starts BACKUPD (argv[1]) with a throw-away config whose shutdown_command touches a marker file,
 then runs each attack from 127.0.0.2 (the "attacker") while a pinger on 127.0.0.1 (the "hozo
