@@ -601,6 +601,7 @@ int run(int argc, char** argv) {
   shutdown->add_flag("--force", shutdown_force, "power off even while another job uses the box");
   shutdown->callback([&] { action = [&] { return cmd_shutdown(g, shutdown_name, shutdown_force); }; });
   add_check_command(app, g, action);
+  add_init_command(app, g, action);
   add_restore_command(app, g, action);
 
   std::string notify_name;
