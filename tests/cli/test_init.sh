@@ -107,9 +107,10 @@ if command -v script >/dev/null; then
   CFG=$work/tty/hozo.yaml
   answers=$(printf '%s\n' "" tank/photos n 127.0.0.1 "" y "11:22" "" "" 2222 "" "" "" "02:00:5e:10:00:09")
   RC=0
-  (sleep 0.3; printf '%s\n' "$answers"; sleep 30) |
-    HOME=$work/home TERM=dumb script -qefc "$(printf '%q ' "$hozo_bin" -c "$CFG" init --offline)" /dev/null \
-      >"$work/tty.out" 2>&1 || RC=$?
+  printf '%s\n' "$answers" >"$work/answers"
+  # script(1) hands its stdin to the pty and passes end-of-file on once everything was read.
+  HOME=$work/home TERM=dumb timeout 60 script -qefc "$(printf '%q ' "$hozo_bin" -c "$CFG" init --offline)" /dev/null \
+    <"$work/answers" >"$work/tty.out" 2>&1 || RC=$?
   OUT=$(tr -d '\r' <"$work/tty.out")
   expect_rc "interactive --offline" 0
   has "prompt with default" "$OUT" "[nightly]:"

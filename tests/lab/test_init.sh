@@ -134,9 +134,11 @@ lab_mark_events
 answers=$(printf '%s\n' interactive "$LAB_SRC_POOL/data" y "$LAB_BOX_IP" "$LAB_TGT_ROOT/data2" y "zz:zz" "" "" "" \
   "$KEY" "$KH2" "" "$LAB_BOX_MAC" y)
 rc=0
-(sleep 0.5; printf '%s\n' "$answers"; sleep 120) |
-  ip netns exec "$LAB_NS_ORCH" env PATH="$LAB_ORCH_PATH" HOME="$LAB_DIR/home" TERM=dumb \
-    script -qefc "$(printf '%q ' "$HOZO_BIN" -c "$C2" --state "$T_STATE" init)" /dev/null >"$OUT2" 2>&1 || rc=$?
+printf '%s\n' "$answers" >"$D/answers"
+# script(1) hands its stdin to the pty and passes end-of-file on once everything was read.
+ip netns exec "$LAB_NS_ORCH" env PATH="$LAB_ORCH_PATH" HOME="$LAB_DIR/home" TERM=dumb \
+  timeout 120 script -qefc "$(printf '%q ' "$HOZO_BIN" -c "$C2" --state "$T_STATE" init)" /dev/null \
+  <"$D/answers" >"$OUT2" 2>&1 || rc=$?
 tr -d '\r' <"$OUT2" >"$OUT2.txt"
 show "$OUT2.txt"
 t_eq "interactive init exits 0" 0 "$rc"
