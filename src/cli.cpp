@@ -458,7 +458,7 @@ int cmd_hostkey(const Globals& g, const std::string& name, bool accept) {
                      "entry from {} (ssh-keygen -R '[{}]:{}' -f {}) and run this again",
                      job.target_host, opts.known_hosts.string(), job.target_host, job.ssh_port, opts.known_hosts.string()));
   }
-  unwrap(pin_host_key(opts));
+  unwrap(pin_host_key(opts, info.fingerprint));  // exactly the key shown above
   fmt::print("pinned {} in {}\n", info.fingerprint, opts.known_hosts.string());
   return 0;
 }
@@ -601,6 +601,7 @@ int run(int argc, char** argv) {
   shutdown->add_flag("--force", shutdown_force, "power off even while another job uses the box");
   shutdown->callback([&] { action = [&] { return cmd_shutdown(g, shutdown_name, shutdown_force); }; });
   add_check_command(app, g, action);
+  add_init_command(app, g, action);
   add_restore_command(app, g, action);
 
   std::string notify_name;

@@ -76,6 +76,9 @@ std::vector<const Job*> select_jobs(const Config& config, const std::vector<std:
 /// `hozo restore`: pull a backup back from the box (src/cli_restore.cpp).
 void add_restore_command(CLI::App& app, Globals& g, Action& action);
 
+/// `hozo init`: the first set-up of one job (src/cli_init.cpp).
+void add_init_command(CLI::App& app, Globals& g, Action& action);
+
 /// Pretty-printed JSON on stdout.
 void print_json(const nlohmann::json& j);
 

@@ -706,13 +706,17 @@ Result<HostKeyInfo> fetch_host_key(const SshOptions& options) {
   return inspect_host_key(**transport);
 }
 
-Result<void> pin_host_key(const SshOptions& options) {
+Result<void> pin_host_key(const SshOptions& options, std::string_view expected_fingerprint) {
   auto transport = open_transport(options);
   if (!transport) return std::move(transport).error();
   Impl& impl = **transport;
   auto inspected = inspect_host_key(impl);
   if (!inspected) return std::move(inspected).error();
   const HostKeyInfo& info = *inspected;
+  if (!expected_fingerprint.empty() && info.fingerprint != expected_fingerprint) {
+    return make_error("{} now presents {} {}, not the key {} that was shown; nothing was pinned", info.host_entry,
+                      info.key_type, info.fingerprint, expected_fingerprint);
+  }
   switch (info.state) {
     case HostKeyState::known:
       spdlog::info("host key of {} is already trusted: {} {}", info.host_entry, info.key_type, info.fingerprint);

@@ -85,8 +85,10 @@ Result<HostKeyInfo> fetch_host_key(const SshOptions& options);
 
 /// Records the server's host key in options.known_hosts (creating it 0600 and its directory
 /// 0700) when it is unknown, regardless of the policy; does nothing when it is already known;
-/// fails when a different key is recorded. Used by `hozo hostkey NAME --accept`.
-Result<void> pin_host_key(const SshOptions& options);
+/// fails when a different key is recorded. Used by `hozo hostkey NAME --accept` and `hozo init`.
+/// With `expected_fingerprint` ("SHA256:..."), a server presenting any other key (a new
+/// connection may reach another machine than the one whose key was shown) is refused.
+Result<void> pin_host_key(const SshOptions& options, std::string_view expected_fingerprint = {});
 
 /// How exec_ignoring_disconnect ended.
 enum class SendOutcome {

@@ -71,6 +71,43 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
   return fsync_dir(dir);
 }
 
+Result<void> write_file_new(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  std::string tmpl = (dir / ("." + path.filename().string() + ".new-XXXXXX")).string();
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) return make_error("cannot create temporary file in {}: {}", dir.string(), errno_text(errno));
+  const auto fail = [&](std::string what) -> Result<void> {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmpl.c_str());
+    return make_error("cannot write {}: {}: {}", path.string(), what, errno_text(err));
+  };
+  if (::fchmod(fd, mode) != 0) return fail("chmod");
+  std::size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("write");
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("fsync");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmpl.c_str());
+    return make_error("cannot write {}: close: {}", path.string(), errno_text(err));
+  }
+  const int rc = ::link(tmpl.c_str(), path.c_str());
+  const int err = errno;
+  ::unlink(tmpl.c_str());
+  if (rc != 0) {
+    if (err == EEXIST) return make_error("{} already exists; not replacing it", path.string());
+    return make_error("cannot create {}: {}", path.string(), errno_text(err));
+  }
+  return fsync_dir(dir);
+}
+
 Result<void> make_dirs(const std::filesystem::path& path, mode_t mode) {
   std::filesystem::path current;
   for (const auto& part : path) {

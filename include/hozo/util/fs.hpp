@@ -17,6 +17,10 @@ Result<std::string> read_file(const std::filesystem::path& path);
 /// `path`, fsync the directory. Readers see either the old or the new content, never a mix.
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600);
 
+/// Creates a new file crash-safely (temp file in the same directory, fsync, link(2) to `path`,
+/// fsync the directory): an existing `path` is never replaced (Error naming it).
+Result<void> write_file_new(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600);
+
 /// Creates a directory and its parents with the given mode (existing ones are left alone).
 Result<void> make_dirs(const std::filesystem::path& path, mode_t mode = 0700);
 
