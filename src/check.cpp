@@ -426,7 +426,7 @@ class Checker {
   [[nodiscard]] bool cancelled() const { return opt_.cancel != nullptr && opt_.cancel->load(); }
 
   std::optional<std::filesystem::path> find(std::string_view name) const {
-    return env_.find_program ? env_.find_program(name) : find_in_path(name);
+    return env_.find_program ? env_.find_program(name) : find_program(name);
   }
 
   void local_checks();
@@ -471,16 +471,25 @@ class Checker {
 void Checker::local_checks() {
   add("config", CheckStatus::ok, fmt::format("valid: {}", env_.config_path.empty() ? "-" : env_.config_path.string()));
   if (const auto syncoid = find(job_.syncoid.path)) {
-    add("syncoid", CheckStatus::ok, syncoid->string());
+    std::string detail = syncoid->string();
+    if (!env_.find_program) {  // the real machine: say which release the argv is built for
+      if (auto v = detect_syncoid_version(*syncoid)) {
+        detail = fmt::format("{} (version {})", detail, v->str());
+      } else {
+        detail = fmt::format("{} (version unknown: {}; assuming {})", detail, v.error().message, kSyncoid210.str());
+      }
+    }
+    add("syncoid", CheckStatus::ok, detail);
   } else {
-    add("syncoid", CheckStatus::fail, fmt::format("\"{}\" not found in PATH", job_.syncoid.path),
+    add("syncoid", CheckStatus::fail, fmt::format("\"{}\" not found in PATH nor {}", job_.syncoid.path, kSbinDirs),
         "install the sanoid package (apt install sanoid) or set syncoid.path");
   }
   if (const auto zfs = find("zfs")) {
     local_zfs_ = true;
     add("zfs (local)", CheckStatus::ok, zfs->string());
   } else {
-    add("zfs (local)", CheckStatus::fail, "zfs not found in PATH", "install ZFS (apt install zfsutils-linux)");
+    add("zfs (local)", CheckStatus::fail, fmt::format("zfs not found in PATH nor {}", kSbinDirs),
+        "install ZFS (apt install zfsutils-linux)");
   }
   source_ok_.assign(job_.datasets.size(), false);
   for (std::size_t i = 0; i < job_.datasets.size(); ++i) {
