@@ -37,6 +37,8 @@ t_check "stages recorded in order" test "$(state_get nightly '",".join(s["name"]
   "preflight,lock,wake,wait,connect,pool,sync,verify,shutdown"
 log1=$(state_get nightly 'r["log_file"]')
 t_check "run log has syncoid's output" grep -q "syncoid" "$log1"
+t_eq "preflight ran the matrix's syncoid" "syncoid ${LAB_SYNCOID:-2.1.0} at" \
+  "$(state_get nightly '[s["message"] for s in r["stages"] if s["name"] == "preflight"][0]' | grep -o 'syncoid [0-9.]* at')"
 echo "new data $(date)" >"$LAB_SRC_MNT/data/second-run.txt"
 zfs snapshot -r "$LAB_SRC_POOL/data@second"
 lab_mark_events
