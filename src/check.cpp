@@ -376,6 +376,8 @@ Result<std::set<std::string>> parse_zfs_allow(std::string_view output, std::stri
 
 // ------------------------------------------------------------------ send size
 
+std::optional<std::uint64_t> parse_property_u64(std::string_view output) { return parse_u64(first_line(output)); }
+
 std::optional<std::uint64_t> parse_send_size(std::string_view output) {
   std::optional<std::uint64_t> size;
   for (const auto line : split_lines(output)) {
@@ -773,14 +775,17 @@ void Checker::pool_checks() {
         list_argv.push_back(dir);
       }
       auto listing = remote(list_argv);
-      bool importable = false;
+      std::optional<ImportCandidate> candidate;
       if (listing) {
-        for (const auto line : split_lines(listing->out)) {
-          const auto t = trim(line);
-          if (starts_with(t, "pool:") && trim(t.substr(5)) == pool) importable = true;
+        for (auto& c : parse_import_listing(listing->out)) {
+          if (c.pool == pool) candidate = std::move(c);
         }
       }
-      if (importable) {
+      if (candidate && candidate->needs_force()) {
+        add(name, CheckStatus::fail,
+            fmt::format("{} is not imported; `zpool import` lists it but wants -f (last used by another system)", pool),
+            fmt::format("export it on the other system, or `zpool import -f {}` on the box once", pool));
+      } else if (candidate) {
         add(name, CheckStatus::warn, fmt::format("{} is not imported; `zpool import` lists it, the run imports it", pool),
             fmt::format("nothing to do, or import it now: `zpool import {}` on the box", pool));
       } else {
@@ -938,7 +943,7 @@ void Checker::permission_checks() {
 std::optional<std::uint64_t> Checker::local_property(const std::string& dataset, const std::string& property) {
   auto out = local({"zfs", "get", "-H", "-p", "-o", "value", property, dataset});
   if (!out || out->exit_status != 0) return std::nullopt;
-  return parse_u64(first_line(out->out));
+  return parse_property_u64(out->out);
 }
 
 Checker::Estimate Checker::estimate_send(const DatasetPair& pair, const TargetInfo& target) {
@@ -1014,7 +1019,7 @@ void Checker::space_checks() {
     }
     auto out = remote({"zfs", "get", "-H", "-p", "-o", "value", "available", t.existing_ancestor});
     std::optional<std::uint64_t> avail;
-    if (out && out->exit_status == 0) avail = parse_u64(first_line(out->out));
+    if (out && out->exit_status == 0) avail = parse_property_u64(out->out);
     if (!avail) {
       add(name, CheckStatus::fail,
           fmt::format("cannot read the free space of {}: {}", t.existing_ancestor,
