@@ -250,6 +250,8 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
           stderr_tail += std::string(line) + "\n";
           if (stderr_tail.size() > 16384) stderr_tail.erase(0, stderr_tail.size() - 16384);
         } else {
+          // syncoid 2.1/2.2 print some errors ("ERROR: cannot open ...") on stdout only.
+          if (line.starts_with("ERROR") || line.starts_with("CRITICAL")) stderr_tail += std::string(line) + "\n";
           stdout_tail += std::string(line) + "\n";
           if (stdout_tail.size() > 16384) stdout_tail.erase(0, stdout_tail.size() - 16384);
         }

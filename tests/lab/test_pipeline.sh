@@ -60,6 +60,13 @@ t_eq "shutdown skipped (not woken by hozo)" skipped_not_woken "$(state_get night
 t_eq "no power-off" 0 "$(lab_count_events poweroff)"
 t_eq "box still on" on "$(lab_box_state)"
 
+t_log "2b. a source dataset that does not exist -> the sync fails with every syncoid (2.1.0 itself exits 0)"
+write_config gone "source: $LAB_SRC_POOL/no-such-dataset" "target_dataset: $LAB_TGT_ROOT/gone"
+hozo_run jobs run gone
+t_check "run fails (exit $HOZO_RC)" test "$HOZO_RC" -ne 0
+t_eq "failed stage" sync "$(state_get gone 'r["failed_stage"]')"
+t_check "the error says the source does not exist" grep -q "does not exist" <<<"$(state_get gone 'r["error"]')"
+
 # ------------------------------------------------------------------------------------------
 t_log "5. target busy once (a zfs receive in progress) -> retried -> success with attempts=2"
 # A process that looks like `zfs receive ... TARGET` on the box for 4 s: syncoid exits 1 ("already
