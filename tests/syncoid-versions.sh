@@ -6,6 +6,8 @@
 # /var/cache/hozo-test), so the program is .../syncoid-VERSION/usr/sbin/syncoid.
 # Idempotent and cached: an already unpacked version is not fetched again; apt's lists live in a
 # private directory under the cache and are refreshed only when a version is missing.
+# A release that cannot be fetched (no network, or the suite moved on to another version) is a
+# warning, not an error: the lab tests that need it are skipped with the reason.
 #
 #   tests/syncoid-versions.sh            fetch the missing versions, print VERSION PATH lines
 #   tests/syncoid-versions.sh --path V   print the program for version V (2.1.0, 2.2.0, 2.3.0)
@@ -53,15 +55,23 @@ LIST
             -o "Dir::State::status=/var/lib/dpkg/status" -o APT::Get::List-Cleanup=0
             -o Acquire::Languages=none -o APT::Default-Release=)
   echo "syncoid-versions: fetching syncoid ${missing[*]} (apt, private lists in $apt_dir)" >&2
-  apt-get "${apt_opts[@]}" -qq update
+  if ! apt-get "${apt_opts[@]}" -qq update; then
+    echo "syncoid-versions: WARNING: apt-get update for trixie/sid failed; syncoid ${missing[*]} not fetched" >&2
+    missing=()
+  fi
   for v in "${missing[@]}"; do
     s=${suite[$v]}
-    (cd "$apt_dir/download" && rm -f sanoid_*.deb && apt-get "${apt_opts[@]}" -qq download "sanoid/$s")
+    rm -f "$apt_dir"/download/sanoid_*.deb
+    if ! (cd "$apt_dir/download" && apt-get "${apt_opts[@]}" -qq download "sanoid/$s"); then
+      echo "syncoid-versions: WARNING: apt-get download sanoid/$s failed; syncoid $v not fetched" >&2
+      continue
+    fi
     deb=$(ls "$apt_dir"/download/sanoid_*.deb)
     got=$(dpkg-deb -f "$deb" Version)
     if [[ $got != "$v"* ]]; then
-      echo "syncoid-versions: sanoid/$s is $got, not $v; update tests/syncoid-versions.sh" >&2
-      exit 1
+      echo "syncoid-versions: WARNING: sanoid/$s is $got, not $v; update tests/syncoid-versions.sh" >&2
+      rm -f "$deb"
+      continue
     fi
     rm -rf "$cache/syncoid-$v.tmp"
     dpkg-deb -x "$deb" "$cache/syncoid-$v.tmp"
@@ -73,5 +83,6 @@ LIST
 fi
 
 for v in "${versions[@]}"; do
-  echo "$v $(program_for "$v")"
+  [[ -x $(program_for "$v") ]] && echo "$v $(program_for "$v")"
 done
+exit 0

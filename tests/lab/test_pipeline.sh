@@ -61,11 +61,12 @@ t_eq "no power-off" 0 "$(lab_count_events poweroff)"
 t_eq "box still on" on "$(lab_box_state)"
 
 t_log "2b. a source dataset that does not exist -> the sync fails with every syncoid (2.1.0 itself exits 0)"
-write_config gone "source: $LAB_SRC_POOL/no-such-dataset" "target_dataset: $LAB_TGT_ROOT/gone"
+write_config gone "source: $LAB_SRC_POOL/no-such-dataset" "target_dataset: $LAB_TGT_ROOT/gone" "recursive: false"
 hozo_run jobs run gone
 t_check "run fails (exit $HOZO_RC)" test "$HOZO_RC" -ne 0
 t_eq "failed stage" sync "$(state_get gone 'r["failed_stage"]')"
-t_check "the error says the source does not exist" grep -q "does not exist" <<<"$(state_get gone 'r["error"]')"
+gone_error=$(state_get gone 'r["error"]')
+t_check "the error says the source does not exist" grep -q "does not exist" <<<"$gone_error" || echo "    error: $gone_error"
 
 # ------------------------------------------------------------------------------------------
 t_log "5. target busy once (a zfs receive in progress) -> retried -> success with attempts=2"
