@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "hozo/process.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
@@ -16,6 +17,34 @@ SyncoidSshTrust syncoid_trust(const Job& job) {
   // No key at all: the connect stage reports that; syncoid (and --dry-run) show the usual default.
   const std::string key_path = key ? key->string() : expand_home("~/.ssh/id_ed25519").string();
   return syncoid_trust_for(job, key_path, ssh.known_hosts.string());
+}
+
+std::string InstalledSyncoid::describe() const {
+  return version_known ? fmt::format("syncoid {} at {}", version.str(), program.string())
+                       : fmt::format("syncoid (version unknown, assuming {}) at {}", version.str(), program.string());
+}
+
+Result<InstalledSyncoid> find_syncoid(const Job& job) {
+  const auto program = find_program(job.syncoid.path);
+  if (!program) {
+    if (job.syncoid.path.find('/') != std::string::npos) {
+      return make_error(ExitCode::unavailable, "syncoid not found at {} (syncoid.path); install the sanoid package",
+                        job.syncoid.path);
+    }
+    return make_error(ExitCode::unavailable,
+                      "syncoid not found (looked for \"{}\" in PATH and {}); install the sanoid package or set "
+                      "syncoid.path",
+                      job.syncoid.path, kSbinDirs);
+  }
+  InstalledSyncoid found;
+  found.program = std::filesystem::absolute(*program);
+  if (auto v = detect_syncoid_version(found.program)) {
+    found.version = *v;
+    found.version_known = true;
+  } else {
+    found.problem = v.error().message;
+  }
+  return found;
 }
 
 void space_syncoid_start(const std::filesystem::path& state_dir, const std::string& host, Clock& clock) {

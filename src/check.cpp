@@ -376,6 +376,8 @@ Result<std::set<std::string>> parse_zfs_allow(std::string_view output, std::stri
 
 // ------------------------------------------------------------------ send size
 
+std::optional<std::uint64_t> parse_property_u64(std::string_view output) { return parse_u64(first_line(output)); }
+
 std::optional<std::uint64_t> parse_send_size(std::string_view output) {
   std::optional<std::uint64_t> size;
   for (const auto line : split_lines(output)) {
@@ -426,7 +428,7 @@ class Checker {
   [[nodiscard]] bool cancelled() const { return opt_.cancel != nullptr && opt_.cancel->load(); }
 
   std::optional<std::filesystem::path> find(std::string_view name) const {
-    return env_.find_program ? env_.find_program(name) : find_in_path(name);
+    return env_.find_program ? env_.find_program(name) : find_program(name);
   }
 
   void local_checks();
@@ -471,16 +473,25 @@ class Checker {
 void Checker::local_checks() {
   add("config", CheckStatus::ok, fmt::format("valid: {}", env_.config_path.empty() ? "-" : env_.config_path.string()));
   if (const auto syncoid = find(job_.syncoid.path)) {
-    add("syncoid", CheckStatus::ok, syncoid->string());
+    std::string detail = syncoid->string();
+    if (!env_.find_program) {  // the real machine: say which release the argv is built for
+      if (auto v = detect_syncoid_version(*syncoid)) {
+        detail = fmt::format("{} (version {})", detail, v->str());
+      } else {
+        detail = fmt::format("{} (version unknown: {}; assuming {})", detail, v.error().message, kSyncoid210.str());
+      }
+    }
+    add("syncoid", CheckStatus::ok, detail);
   } else {
-    add("syncoid", CheckStatus::fail, fmt::format("\"{}\" not found in PATH", job_.syncoid.path),
+    add("syncoid", CheckStatus::fail, fmt::format("\"{}\" not found in PATH nor {}", job_.syncoid.path, kSbinDirs),
         "install the sanoid package (apt install sanoid) or set syncoid.path");
   }
   if (const auto zfs = find("zfs")) {
     local_zfs_ = true;
     add("zfs (local)", CheckStatus::ok, zfs->string());
   } else {
-    add("zfs (local)", CheckStatus::fail, "zfs not found in PATH", "install ZFS (apt install zfsutils-linux)");
+    add("zfs (local)", CheckStatus::fail, fmt::format("zfs not found in PATH nor {}", kSbinDirs),
+        "install ZFS (apt install zfsutils-linux)");
   }
   source_ok_.assign(job_.datasets.size(), false);
   for (std::size_t i = 0; i < job_.datasets.size(); ++i) {
@@ -764,14 +775,17 @@ void Checker::pool_checks() {
         list_argv.push_back(dir);
       }
       auto listing = remote(list_argv);
-      bool importable = false;
+      std::optional<ImportCandidate> candidate;
       if (listing) {
-        for (const auto line : split_lines(listing->out)) {
-          const auto t = trim(line);
-          if (starts_with(t, "pool:") && trim(t.substr(5)) == pool) importable = true;
+        for (auto& c : parse_import_listing(listing->out)) {
+          if (c.pool == pool) candidate = std::move(c);
         }
       }
-      if (importable) {
+      if (candidate && candidate->needs_force()) {
+        add(name, CheckStatus::fail,
+            fmt::format("{} is not imported; `zpool import` lists it but wants -f (last used by another system)", pool),
+            fmt::format("export it on the other system, or `zpool import -f {}` on the box once", pool));
+      } else if (candidate) {
         add(name, CheckStatus::warn, fmt::format("{} is not imported; `zpool import` lists it, the run imports it", pool),
             fmt::format("nothing to do, or import it now: `zpool import {}` on the box", pool));
       } else {
@@ -929,7 +943,7 @@ void Checker::permission_checks() {
 std::optional<std::uint64_t> Checker::local_property(const std::string& dataset, const std::string& property) {
   auto out = local({"zfs", "get", "-H", "-p", "-o", "value", property, dataset});
   if (!out || out->exit_status != 0) return std::nullopt;
-  return parse_u64(first_line(out->out));
+  return parse_property_u64(out->out);
 }
 
 Checker::Estimate Checker::estimate_send(const DatasetPair& pair, const TargetInfo& target) {
@@ -1005,7 +1019,7 @@ void Checker::space_checks() {
     }
     auto out = remote({"zfs", "get", "-H", "-p", "-o", "value", "available", t.existing_ancestor});
     std::optional<std::uint64_t> avail;
-    if (out && out->exit_status == 0) avail = parse_u64(first_line(out->out));
+    if (out && out->exit_status == 0) avail = parse_property_u64(out->out);
     if (!avail) {
       add(name, CheckStatus::fail,
           fmt::format("cannot read the free space of {}: {}", t.existing_ancestor,

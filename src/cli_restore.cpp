@@ -6,8 +6,10 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "cli_internal.hpp"
+#include "hozo/box.hpp"
 #include "hozo/job.hpp"
 #include "hozo/restore.hpp"
 #include "hozo/util/strings.hpp"
@@ -49,7 +51,16 @@ void confirm_in_place(const Job& job, const RestorePlan& plan, const RestoreRequ
 int cmd_restore(const Globals& g, const RestoreArgs& args) {
   const auto config = load(g);
   const auto& job = find_job(config, args.name);
-  auto plan = unwrap(plan_restore(job, args.request, std::chrono::system_clock::now()));
+  RestoreRequest request = args.request;
+  if (auto syncoid = find_syncoid(job)) {
+    request.syncoid_version = syncoid->version;
+    if (!syncoid->version_known) spdlog::warn("[{}] {}; assuming syncoid {}", job.name, syncoid->problem, syncoid->version.str());
+  } else if (!args.dry_run) {
+    leave(syncoid.error());
+  } else {
+    spdlog::warn("[{}] {}", job.name, syncoid.error().message);
+  }
+  auto plan = unwrap(plan_restore(job, request, std::chrono::system_clock::now()));
   if (args.dry_run) {
     fmt::print("{}", describe_restore(job, plan));
     return 0;

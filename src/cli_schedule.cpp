@@ -34,6 +34,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSystemdDir = "/etc/systemd/system";
 constexpr const char* kCronDir = "/etc/cron.d";
+constexpr const char* kCronPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kCronFile = "hozo";  // /etc/cron.d/hozo (cron.d names: letters, digits, _ and - only)
 constexpr const char* kDropInName = "schedule.conf";
 constexpr const char* kConfigDropInName = "config.conf";  // hozo@NAME.service.d/: HOZO_CONFIG for -c
@@ -167,8 +168,10 @@ std::string cron_command(const Globals& g, const Job& job) {
 std::string cron_text(const Globals& g, const std::vector<Entry>& entries) {
   std::string out = fmt::format(
       "# /etc/cron.d/{}: written by `hozo schedule --cron` from {}; rerun it after changing the config.\n"
-      "# Fields: minute hour day-of-month month weekday user command. cron uses its own (local) time zone.\n",
-      kCronFile, absolute_config(g).string());
+      "# Fields: minute hour day-of-month month weekday user command. cron uses its own (local) time zone.\n"
+      "# cron's own PATH is /usr/bin:/bin; syncoid, zfs and zpool live in /usr/sbin.\n"
+      "PATH={}\n",
+      kCronFile, absolute_config(g).string(), kCronPath);
   for (const auto& e : entries) {
     if (e.manual) {
       out += fmt::format("# {}: manual (no schedule)\n", e.job->name);

@@ -96,6 +96,7 @@ class Pipeline {
   std::unique_ptr<CommandRunner> remote_;
   bool box_up_ = false;  ///< the box answered on SSH during this run
   std::chrono::steady_clock::time_point started_{};
+  InstalledSyncoid syncoid_;  ///< found in preflight: which release the argv is built for
 };
 
 template <typename Fn>
@@ -149,16 +150,15 @@ bool Pipeline::sleep_cancellable(std::chrono::seconds d) {
 }
 
 Result<void> Pipeline::preflight(StageTiming& timing) {
-  const auto syncoid = find_in_path(job_.syncoid.path);
-  if (!syncoid) {
-    return make_error(ExitCode::unavailable, "syncoid not found (looked for \"{}\" in PATH); install the sanoid package",
-                      job_.syncoid.path);
-  }
+  auto syncoid = find_syncoid(job_);
+  if (!syncoid) return syncoid.error();
+  syncoid_ = std::move(*syncoid);
+  if (!syncoid_.version_known) spdlog::warn("[{}] {}; assuming syncoid {}", job_.name, syncoid_.problem, syncoid_.version.str());
   for (const auto& pair : job_.datasets) {
     if (auto r = validate_dataset_name(pair.source); !r) return r.error();
     if (auto r = validate_dataset_name(pair.target); !r) return r.error();
   }
-  timing.message = fmt::format("syncoid at {}, {} dataset pair(s)", syncoid->string(), job_.datasets.size());
+  timing.message = fmt::format("{}, {} dataset pair(s)", syncoid_.describe(), job_.datasets.size());
   return ok();
 }
 
@@ -232,7 +232,7 @@ Result<void> Pipeline::pools() {
 
 Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
   const auto trust = syncoid_trust(job_);
-  auto argv = build_syncoid_argv(job_, pair, trust);
+  auto argv = build_syncoid_argv(job_, pair, trust, syncoid_.version);
   if (!argv) return argv.error();
   for (int attempt = 1;; ++attempt) {
     ++rec_.attempts;
@@ -240,18 +240,24 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
                  attempt, job_.retries + 1);
     spdlog::debug("[{}] running: {}", job_.name, describe_command(*argv));
     std::string stderr_tail;
+    std::string stdout_tail;  // syncoid 2.1.x reports a skipped (missing) source on stdout only
     const auto on_line = [&](std::string_view prefix) {
-      return [this, prefix, &stderr_tail](std::string_view line) {
+      return [this, prefix, &stderr_tail, &stdout_tail](std::string_view line) {
         if (line.empty()) return;
         spdlog::debug("[{}] syncoid{}: {}", job_.name, prefix, printable(line));
         if (opt_.reporter != nullptr) opt_.reporter->transfer_line(job_.name, line);
         if (prefix == "!") {
           stderr_tail += std::string(line) + "\n";
           if (stderr_tail.size() > 16384) stderr_tail.erase(0, stderr_tail.size() - 16384);
+        } else {
+          // syncoid 2.1/2.2 print some errors ("ERROR: cannot open ...") on stdout only.
+          if (line.starts_with("ERROR") || line.starts_with("CRITICAL")) stderr_tail += std::string(line) + "\n";
+          stdout_tail += std::string(line) + "\n";
+          if (stdout_tail.size() > 16384) stdout_tail.erase(0, stdout_tail.size() - 16384);
         }
       };
     };
-    space_syncoid_start(state_.dir(), job_.target_host, sys_.clock());
+    if (syncoid_needs_start_spacing(syncoid_.version)) space_syncoid_start(state_.dir(), job_.target_host, sys_.clock());
     auto result = sys_.run_syncoid(*argv, job_.syncoid.timeout, on_line(""), on_line("!"), opt_.cancel);
     if (!result) return result.error();
     if (result->cancelled || cancelled(opt_.cancel)) return interrupted_error();
@@ -260,7 +266,12 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
                         format_duration(std::chrono::duration<double>(job_.syncoid.timeout)));
     }
     if (result->term_signal != 0) return make_error("syncoid {}", describe_termination(*result));
-    const auto outcome = classify_syncoid_exit(result->exit_code, stderr_tail);
+    const int exit_code = syncoid_effective_exit(syncoid_.version, result->exit_code, stdout_tail, pair.source);
+    if (exit_code != result->exit_code) {
+      stderr_tail += fmt::format("{} does not exist (syncoid {} skipped it and exited 0)\n", pair.source,
+                                 syncoid_.version.str());
+    }
+    const auto outcome = classify_syncoid_exit(exit_code, stderr_tail);
     if (outcome.status == SyncoidStatus::ok) return ok();
     const std::string last_line = [&] {
       const auto lines = split_lines(stderr_tail);
@@ -493,9 +504,27 @@ Result<std::string> describe_plan(const Job& job) {
                            ? fmt::format(", zpool import{} if not imported", dirs.empty() ? "" : " " + join(dirs, " "))
                            : std::string(", no import (target_pool_import: false)"));
   }
+  // The tools hozo runs on this machine: syncoid (which runs zfs itself) and zfs (verify).
+  SyncoidVersion version = kSyncoid210;
+  std::vector<std::string> tools;
+  if (auto syncoid = find_syncoid(job)) {
+    version = syncoid->version;
+    tools.push_back(syncoid->describe());
+  } else {
+    spdlog::warn("[{}] {}", job.name, syncoid.error().message);
+    tools.push_back("syncoid NOT FOUND");
+  }
+  if (const auto zfs = find_program("zfs")) {
+    tools.push_back(fmt::format("zfs at {}", zfs->string()));
+  } else {
+    spdlog::warn("[{}] zfs not found (looked in PATH and {}); install ZFS (apt install zfsutils-linux)", job.name,
+                 kSbinDirs);
+    tools.emplace_back("zfs NOT FOUND");
+  }
+  out += fmt::format("  tools    {}\n", join(tools, ", "));
   const auto trust = syncoid_trust(job);
   for (const auto& pair : job.datasets) {
-    auto argv = build_syncoid_argv(job, pair, trust);
+    auto argv = build_syncoid_argv(job, pair, trust, version);
     if (!argv) return argv.error();
     out += fmt::format("  sync     {}\n", describe_command(*argv));
   }

@@ -80,6 +80,8 @@ class RealSystems final : public JobSystems {
     p.capture_stdout = Capture::no;
     p.capture_stderr = Capture::no;
     p.cancel = cancel;
+    // syncoid runs `zfs` (and mbuffer, pv, lzop) by name: give it the sbin directories cron leaves out.
+    p.env["PATH"] = tool_search_path();
     return run_process(p);
   }
 

@@ -239,6 +239,29 @@ std::optional<std::filesystem::path> find_in_path(std::string_view name, std::op
   return std::nullopt;
 }
 
+std::string tool_search_path(std::optional<std::string_view> path_env) {
+  std::string search;
+  if (path_env) {
+    search = std::string(*path_env);
+  } else if (const char* env = std::getenv("PATH"); env != nullptr) {
+    search = env;
+  } else {
+    search = "/usr/bin:/bin";
+  }
+  std::vector<std::string> present;  // copies: `search` grows below
+  for (const auto dir : split(search, ':')) present.emplace_back(dir);
+  for (const auto dir : split(kSbinDirs, ':')) {
+    if (std::find(present.begin(), present.end(), dir) != present.end()) continue;
+    if (!search.empty()) search += ':';
+    search += dir;
+  }
+  return search;
+}
+
+std::optional<std::filesystem::path> find_program(std::string_view name) {
+  return find_in_path(name, tool_search_path());
+}
+
 Result<ProcessResult> run_process(const ProcessOptions& options) {
   if (options.argv.empty() || options.argv.front().empty()) {
     return make_error(ExitCode::software, "cannot run an empty command");
@@ -249,8 +272,14 @@ Result<ProcessResult> run_process(const ProcessOptions& options) {
     }
   }
 
+  std::string default_search;
   std::optional<std::string_view> path_env;
-  if (const auto it = options.env.find("PATH"); it != options.env.end() && it->second) path_env = *it->second;
+  if (const auto it = options.env.find("PATH"); it != options.env.end() && it->second) {
+    path_env = *it->second;
+  } else {
+    default_search = tool_search_path();
+    path_env = default_search;
+  }
   // A relative name with a '/' is resolved in the child's working directory, like execvp after chdir.
   std::optional<std::filesystem::path> executable;
   const std::filesystem::path as_path(options.argv.front());

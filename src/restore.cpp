@@ -210,7 +210,7 @@ class Restore {
       };
     };
     spdlog::info("[{}] restore: running {}", job_.name, describe_command(plan_.syncoid_argv));
-    space_syncoid_start(state_.dir(), job_.target_host, sys_.clock());
+    if (syncoid_needs_start_spacing(plan_.syncoid_version)) space_syncoid_start(state_.dir(), job_.target_host, sys_.clock());
     auto result = sys_.run_syncoid(plan_.syncoid_argv, job_.syncoid.timeout, on_line(false), on_line(true), cancel_);
     if (!result) return result.error();
     if (result->cancelled || cancelled(cancel_)) return interrupted_error();
@@ -413,8 +413,10 @@ Result<RestorePlan> plan_restore(const Job& job, const RestoreRequest& request, 
   SyncoidPullOptions pull;
   pull.recursive = plan.pair.recursive;
   pull.force_delete = plan.in_place && plan.force_delete;
-  auto argv = build_syncoid_pull_argv(job, plan.pair.target, plan.target, syncoid_trust(job), pull);
+  auto argv = build_syncoid_pull_argv(job, plan.pair.target, plan.target, syncoid_trust(job), pull,
+                                      request.syncoid_version);
   if (!argv) return std::move(argv).error();
+  plan.syncoid_version = request.syncoid_version;
   plan.syncoid_argv = std::move(*argv);
   return plan;
 }

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "hozo/syncoid_version.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/zfs.hpp"
 
@@ -62,14 +63,13 @@ Result<void> check_user(std::string_view user) {
   return ok();
 }
 
-Result<void> check_compress(std::string_view value) {
-  static constexpr std::array<std::string_view, 10> kKnown{"gzip", "pigz-fast", "pigz-slow", "zstd-fast", "zstd-slow",
-                                                           "lz4",  "xz",        "lzo",       "default",   "none"};
-  if (std::find(kKnown.begin(), kKnown.end(), value) == kKnown.end()) {
+Result<void> check_compress(std::string_view value, const SyncoidVersion& version) {
+  if (!syncoid_has_compress(version, value)) {
     return make_error(ExitCode::config,
-                      "syncoid: compress \"{}\" is not supported by syncoid 2.1.0 (gzip, pigz-fast, pigz-slow, "
-                      "zstd-fast, zstd-slow, lz4, xz, lzo, none)",
-                      printable(value));
+                      "syncoid: compress \"{}\" is not supported by the installed syncoid {} (gzip, pigz-fast, "
+                      "pigz-slow, zstd-fast, zstd-slow, lz4, xz, lzo, none{})",
+                      printable(value), version.str(),
+                      version >= kSyncoid230 ? ", zstdmt-fast, zstdmt-slow" : "; zstdmt-* need syncoid 2.3.0");
   }
   return ok();
 }
@@ -92,11 +92,11 @@ Result<void> check_bwlimit(std::string_view what, std::string_view value) {
   return ok();
 }
 
-// Mirrors syncoid 2.1.0's parsespecialoptions(): space-separated words of option letters,
-// where 'o' and 'x' take the next word as their value. Letters syncoid would silently drop
-// are rejected so the config means what it says.
+// Mirrors syncoid's parsespecialoptions(): space-separated words of option letters, where the
+// `valued` letters ('o', 'x'; 2.3.0 also 'X') take the next word as their value. Letters syncoid
+// would silently drop are rejected so the config means what it says.
 Result<void> check_special_options(std::string_view what, std::string_view value, std::string_view allowed,
-                                   bool recursive) {
+                                   std::string_view valued, bool recursive, const SyncoidVersion& version) {
   if (!all_of_chars(value, "_.,:/= -")) {
     return make_error(ExitCode::config, "syncoid: {} \"{}\" contains characters syncoid cannot pass safely", what,
                       printable(value));
@@ -112,34 +112,43 @@ Result<void> check_special_options(std::string_view what, std::string_view value
     }
     for (const char c : word) {
       if (expect_value) {
-        return make_error(ExitCode::config, "syncoid: {} \"{}\": 'o' and 'x' must end a word; their value follows after a space",
-                          what, value);
+        return make_error(ExitCode::config,
+                          "syncoid: {} \"{}\": an option with a value ({}) must end a word; its value follows after a space",
+                          what, value, valued);
       }
       if (allowed.find(c) == std::string_view::npos) {
-        return make_error(ExitCode::config, "syncoid: {} \"{}\": option '{}' is not passed on by syncoid 2.1.0 (allowed: {})",
-                          what, value, c, allowed);
+        return make_error(ExitCode::config,
+                          "syncoid: {} \"{}\": option '{}' is not passed on by the installed syncoid {} (allowed: {})",
+                          what, value, c, version.str(), allowed);
       }
       if (c == 'R' && recursive) {
         return make_error(ExitCode::config, "syncoid: {} \"{}\": zfs send -R cannot be combined with recursive", what,
                           value);
       }
-      if (c == 'o' || c == 'x') expect_value = true;
+      if (valued.find(c) != std::string_view::npos) expect_value = true;
     }
   }
-  if (expect_value) return make_error(ExitCode::config, "syncoid: {} \"{}\": 'o'/'x' needs a value", what, value);
+  if (expect_value) return make_error(ExitCode::config, "syncoid: {} \"{}\": the last option needs a value", what, value);
   return ok();
 }
 
-enum class ExtraKind { flag, value, mapped, trust, unsafe };
+// flag: no value; value: --name=VALUE pasted into syncoid's shell lines (safe characters only);
+// path: an absolute file; pattern: a Perl regex syncoid never gives to a shell (any printable text).
+enum class ExtraKind { flag, value, path, pattern, mapped, trust, unsafe };
 
 struct ExtraOption {
   std::string_view name;
   ExtraKind kind;
-  std::string_view note;  // config key for `mapped`
+  std::string_view note;                 // config key for `mapped`, the reason for `unsafe`
+  SyncoidVersion since = kSyncoid210;    // first release with the option
+  SyncoidVersion until{99, 0, 0};        // first release without it
 };
 
-// Every long option of syncoid 2.1.0's GetOptions (plus --help/--version from pod2usage).
-constexpr std::array<ExtraOption, 36> kSyncoidOptions{{
+constexpr SyncoidVersion kNever{99, 0, 0};
+
+// Every long option of GetOptions in syncoid 2.1.0, 2.2.0 and 2.3.0 (plus --help/--version from
+// Getopt::Long's auto_help/auto_version), with the releases that have it.
+constexpr std::array<ExtraOption, 45> kSyncoidOptions{{
     {"no-command-checks", ExtraKind::flag, ""},
     {"monitor-version", ExtraKind::flag, ""},
     {"dumpsnaps", ExtraKind::flag, ""},
@@ -150,7 +159,7 @@ constexpr std::array<ExtraOption, 36> kSyncoidOptions{{
     {"skip-parent", ExtraKind::flag, ""},
     {"no-clone-handling", ExtraKind::flag, ""},
     {"force-delete", ExtraKind::flag, ""},
-    {"no-clone-rollback", ExtraKind::flag, ""},
+    {"no-clone-rollback", ExtraKind::flag, "", kSyncoid210, kSyncoid220},
     {"no-rollback", ExtraKind::flag, ""},
     {"keep-sync-snap", ExtraKind::flag, ""},
     {"preserve-recordsize", ExtraKind::flag, ""},
@@ -166,6 +175,15 @@ constexpr std::array<ExtraOption, 36> kSyncoidOptions{{
     {"target-bwlimit", ExtraKind::mapped, "syncoid.target_bwlimit"},
     {"identifier", ExtraKind::mapped, "syncoid.identifier"},
     {"exclude", ExtraKind::mapped, "syncoid.exclude"},
+    {"exclude-datasets", ExtraKind::mapped, "syncoid.exclude", kSyncoid230, kNever},
+    {"include-snaps", ExtraKind::pattern, "", kSyncoid230, kNever},
+    {"exclude-snaps", ExtraKind::pattern, "", kSyncoid230, kNever},
+    {"use-hold", ExtraKind::flag, "", kSyncoid220, kNever},
+    {"delete-target-snapshots", ExtraKind::flag, "", kSyncoid220, kNever},
+    {"preserve-properties", ExtraKind::flag, "", kSyncoid220, kNever},
+    {"sshconfig", ExtraKind::path, "", kSyncoid220, kNever},
+    {"insecure-direct-connection", ExtraKind::unsafe,
+     "sends the data unencrypted and unauthenticated over a direct TCP connection", kSyncoid220, kNever},
     {"create-bookmark", ExtraKind::mapped, "syncoid.create_bookmark"},
     {"no-sync-snap", ExtraKind::mapped, "syncoid.no_sync_snap"},
     {"no-privilege-elevation", ExtraKind::mapped, "no_privilege_elevation"},
@@ -174,11 +192,11 @@ constexpr std::array<ExtraOption, 36> kSyncoidOptions{{
     {"sshoption", ExtraKind::trust, ""},
     {"o", ExtraKind::trust, ""},
     {"r", ExtraKind::mapped, "recursive (per dataset)"},
-    {"help", ExtraKind::unsafe, ""},
-    {"version", ExtraKind::unsafe, ""},
+    {"help", ExtraKind::unsafe, "would make syncoid exit without syncing"},
+    {"version", ExtraKind::unsafe, "would make syncoid exit without syncing"},
 }};
 
-Result<void> check_extra_arg(std::string_view arg) {
+Result<void> check_extra_arg(std::string_view arg, const SyncoidVersion& version) {
   if (arg.empty()) return make_error(ExitCode::config, "syncoid.extra_args: empty argument");
   if (has_control(arg)) {
     return make_error(ExitCode::config, "syncoid.extra_args: \"{}\" contains a control character (newline, NUL, ...)",
@@ -207,19 +225,29 @@ Result<void> check_extra_arg(std::string_view arg) {
       break;
     }
   }
+  const auto in_release = [&](const ExtraOption& o) { return version >= o.since && version < o.until; };
   if (found == nullptr && !name.empty()) {
     for (const auto& option : kSyncoidOptions) {
-      if (option.kind == ExtraKind::trust && option.name.size() > 1 && option.name.starts_with(name)) {
+      if (option.kind == ExtraKind::trust && option.name.size() > 1 && option.name.starts_with(name) &&
+          in_release(option)) {
         found = &option;
         break;
       }
     }
   }
   if (found == nullptr || name.empty()) {
-    return make_error(ExitCode::config,
-                      "syncoid.extra_args: \"{}\" is not an option of syncoid 2.1.0 (the version hozo targets; "
-                      "options such as --use-hold, --sshconfig, --preserve-properties came later)",
+    return make_error(ExitCode::config, "syncoid.extra_args: \"{}\" is not an option of syncoid (2.1.0 to 2.3.0)",
                       printable(arg));
+  }
+  if (version < found->since) {
+    return make_error(ExitCode::config,
+                      "syncoid.extra_args: \"{}\": --{} needs syncoid {} or later; the installed syncoid is {}",
+                      printable(arg), found->name, found->since.str(), version.str());
+  }
+  if (version >= found->until) {
+    return make_error(ExitCode::config,
+                      "syncoid.extra_args: \"{}\": --{} was removed in syncoid {}; the installed syncoid is {}",
+                      printable(arg), found->name, found->until.str(), version.str());
   }
   switch (found->kind) {
     case ExtraKind::trust:
@@ -231,8 +259,7 @@ Result<void> check_extra_arg(std::string_view arg) {
       return make_error(ExitCode::config, "syncoid.extra_args: \"{}\": use the config key {} instead", printable(arg),
                         found->note);
     case ExtraKind::unsafe:
-      return make_error(ExitCode::config, "syncoid.extra_args: \"{}\" would make syncoid exit without syncing",
-                        printable(arg));
+      return make_error(ExitCode::config, "syncoid.extra_args: \"{}\" {}", printable(arg), found->note);
     case ExtraKind::flag:
       if (eq != std::string_view::npos) {
         return make_error(ExitCode::config, "syncoid.extra_args: \"{}\": --{} takes no value", printable(arg), name);
@@ -249,6 +276,18 @@ Result<void> check_extra_arg(std::string_view arg) {
                           printable(arg));
       }
       return ok();
+    case ExtraKind::path:
+      if (value.empty()) {
+        return make_error(ExitCode::config, "syncoid.extra_args: \"{}\": write --{}=/ABSOLUTE/PATH as one argument",
+                          printable(arg), name);
+      }
+      return check_path(fmt::format("extra_args --{}", name), value);
+    case ExtraKind::pattern:
+      if (value.empty()) {
+        return make_error(ExitCode::config, "syncoid.extra_args: \"{}\": write --{}=REGEX as one argument",
+                          printable(arg), name);
+      }
+      return ok();  // control characters were rejected above; syncoid only matches it in Perl
   }
   return ok();
 }
@@ -277,7 +316,7 @@ enum class Direction { push, pull };
 /// leaves out what describes the backup side only (bandwidth limits, identifier, bookmarks,
 /// recvoptions) and always adds --no-sync-snap.
 Result<void> append_options(const Job& job, bool recursive, const SyncoidSshTrust& trust, Direction direction,
-                            std::vector<std::string>& argv) {
+                            const SyncoidVersion& version, std::vector<std::string>& argv) {
   const SyncoidSettings& s = job.syncoid;
   const bool push = direction == Direction::push;
   argv.reserve(24 + s.exclude.size() + s.extra_args.size());
@@ -310,7 +349,7 @@ Result<void> append_options(const Job& job, bool recursive, const SyncoidSshTrus
   if (recursive) argv.emplace_back("--recursive");
   if (job.no_privilege_elevation) argv.emplace_back("--no-privilege-elevation");
   if (!s.compress.empty()) {
-    if (auto r = check_compress(s.compress); !r) return std::move(r).error();
+    if (auto r = check_compress(s.compress, version); !r) return std::move(r).error();
     argv.push_back("--compress=" + s.compress);
   }
   if (push && !s.source_bwlimit.empty()) {
@@ -333,28 +372,35 @@ Result<void> append_options(const Job& job, bool recursive, const SyncoidSshTrus
       return make_error(ExitCode::config, "syncoid: exclude pattern \"{}\" is empty or contains a control character",
                         printable(pattern));
     }
-    argv.push_back("--exclude=" + pattern);
+    // 2.3.0 deprecates --exclude (a warning on every run) for --exclude-datasets, which 2.1/2.2 lack.
+    argv.push_back((syncoid_has_exclude_datasets(version) ? "--exclude-datasets=" : "--exclude=") + pattern);
   }
   if (push && s.create_bookmark) {
     if (!s.no_sync_snap) {
       return make_error(ExitCode::config,
-                        "syncoid: create_bookmark only works together with no_sync_snap (syncoid 2.1.0 ignores it otherwise)");
+                        "syncoid: create_bookmark only works together with no_sync_snap (syncoid ignores it otherwise)");
     }
     argv.emplace_back("--create-bookmark");
   }
   if (s.no_sync_snap || !push) argv.emplace_back("--no-sync-snap");
   if (!s.sendoptions.empty()) {
-    if (auto r = check_special_options("sendoptions", s.sendoptions, "DLPRcehpvw", recursive); !r) {
+    if (auto r = check_special_options("sendoptions", s.sendoptions, syncoid_send_option_letters(version),
+                                       syncoid_valued_option_letters(version), recursive, version);
+        !r) {
       return std::move(r).error();
     }
     argv.push_back("--sendoptions=" + s.sendoptions);
   }
   if (push && !s.recvoptions.empty()) {
-    if (auto r = check_special_options("recvoptions", s.recvoptions, "hoxuv", false); !r) return std::move(r).error();
+    if (auto r = check_special_options("recvoptions", s.recvoptions, "hoxuv", syncoid_valued_option_letters(version),
+                                       false, version);
+        !r) {
+      return std::move(r).error();
+    }
     argv.push_back("--recvoptions=" + s.recvoptions);
   }
   for (const auto& arg : s.extra_args) {
-    if (auto r = check_extra_arg(arg); !r) return std::move(r).error();
+    if (auto r = check_extra_arg(arg, version); !r) return std::move(r).error();
     argv.push_back(arg);
   }
   return ok();
@@ -363,9 +409,11 @@ Result<void> append_options(const Job& job, bool recursive, const SyncoidSshTrus
 }  // namespace
 
 Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const DatasetPair& pair,
-                                                    const SyncoidSshTrust& trust) {
+                                                    const SyncoidSshTrust& trust, const SyncoidVersion& version) {
   std::vector<std::string> argv;
-  if (auto r = append_options(job, pair.recursive, trust, Direction::push, argv); !r) return std::move(r).error();
+  if (auto r = append_options(job, pair.recursive, trust, Direction::push, version, argv); !r) {
+    return std::move(r).error();
+  }
   if (auto r = validate_dataset_name(pair.source); !r) {
     return make_error(ExitCode::config, "syncoid source: {}", r.error().message);
   }
@@ -381,9 +429,12 @@ Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const Datase
 
 Result<std::vector<std::string>> build_syncoid_pull_argv(const Job& job, std::string_view remote_dataset,
                                                          std::string_view local_dataset, const SyncoidSshTrust& trust,
-                                                         const SyncoidPullOptions& options) {
+                                                         const SyncoidPullOptions& options,
+                                                         const SyncoidVersion& version) {
   std::vector<std::string> argv;
-  if (auto r = append_options(job, options.recursive, trust, Direction::pull, argv); !r) return std::move(r).error();
+  if (auto r = append_options(job, options.recursive, trust, Direction::pull, version, argv); !r) {
+    return std::move(r).error();
+  }
   if (options.force_delete) argv.emplace_back("--force-delete");
   if (auto r = validate_dataset_name(remote_dataset); !r) {
     return make_error(ExitCode::usage, "syncoid source (on the box): {}", r.error().message);

@@ -279,6 +279,43 @@ Result<bool> pool_imported(CommandRunner& runner, std::string_view pool, std::ch
                     stderr_summary(run->err));
 }
 
+std::vector<ImportCandidate> parse_import_listing(std::string_view output) {
+  std::vector<ImportCandidate> pools;
+  std::string* continued = nullptr;  // the label whose paragraph a tab-indented line continues
+  for (const auto raw : split_lines(output)) {
+    const auto line = trim(raw);
+    if (line.empty()) {
+      continued = nullptr;
+      continue;
+    }
+    const auto colon = line.find(':');
+    const auto label = colon == std::string_view::npos ? std::string_view() : line.substr(0, colon);
+    // Labels are right-aligned at the colon (any leading spaces, "action:" at column 0); device
+    // trees and the continuation lines of a paragraph are tab-indented.
+    const bool is_label = !raw.empty() && raw.front() != '\t' &&
+                          (label == "pool" || label == "id" || label == "state" || label == "action" ||
+                           label == "status" || label == "see" || label == "config" || label == "comment");
+    if (!is_label) {
+      if (continued != nullptr && !raw.empty() && raw.front() == '\t') *continued += " " + std::string(line);
+      continue;
+    }
+    const auto value = std::string(trim(line.substr(colon + 1)));
+    continued = nullptr;
+    if (label == "pool") {
+      pools.push_back(ImportCandidate{value, {}, {}, {}});
+    } else if (!pools.empty()) {
+      auto& p = pools.back();
+      if (label == "id") p.id = value;
+      if (label == "state") p.state = value;
+      if (label == "action") {
+        p.action = value;
+        continued = &p.action;
+      }
+    }
+  }
+  return pools;
+}
+
 Result<void> zpool_import(CommandRunner& runner, std::string_view pool, std::chrono::seconds timeout,
                           const std::vector<std::string>& search_dirs) {
   if (auto valid = validate_pool_name(pool); !valid) return std::move(valid).error();

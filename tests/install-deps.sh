@@ -37,4 +37,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if ((!had_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
+# The lab's syncoid matrix: Debian 13's syncoid 2.2.0 and unstable's 2.3.0 (apt download, cached).
+if [[ $(id -u) -eq 0 ]]; then
+  "$(dirname "${BASH_SOURCE[0]}")/syncoid-versions.sh" >/dev/null
+fi
 echo "install-deps: all build and lab dependencies present" >&2

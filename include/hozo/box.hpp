@@ -16,6 +16,7 @@
 #include "hozo/lock.hpp"
 #include "hozo/state.hpp"
 #include "hozo/syncoid.hpp"
+#include "hozo/syncoid_version.hpp"
 #include "hozo/util/result.hpp"
 #include "hozo/util/time.hpp"
 
@@ -25,10 +26,27 @@ namespace hozo {
 /// (ssh_options_for / resolve_identity_file), so both trust the same pinned key.
 SyncoidSshTrust syncoid_trust(const Job& job);
 
-/// syncoid 2.1.0 names its ssh control socket /tmp/syncoid-USER@HOST-<unix seconds>: two syncoids
+/// The job's syncoid: where it is and which release.
+struct InstalledSyncoid {
+  std::filesystem::path program;        ///< absolute path
+  SyncoidVersion version = kSyncoid210;  ///< the release (2.1.0 when it cannot be told)
+  bool version_known = false;            ///< false: `--version` printed no version (see problem)
+  std::string problem;                   ///< why the version is unknown
+  /// "syncoid 2.2.0 at /usr/sbin/syncoid" (or "syncoid (version unknown, assuming 2.1.0) at ...")
+  [[nodiscard]] std::string describe() const;
+};
+
+/// Finds job.syncoid.path on $PATH, then in /usr/local/sbin:/usr/sbin:/sbin (cron's PATH lacks
+/// them), and asks it for its version (cached per run). Not found: an Error (exit 69) naming where
+/// it looked. An unreadable version is no error: hozo then assumes 2.1.0, the most cautious
+/// (start spacing on, only the options every release has).
+Result<InstalledSyncoid> find_syncoid(const Job& job);
+
+/// syncoid 2.1.x names its ssh control socket /tmp/syncoid-USER@HOST-<unix seconds>: two syncoids
 /// to one host started within the same second share it, and the first to finish closes the other's
-/// connection. Every syncoid start to a host therefore waits until 1.5 s have passed since the last
-/// one (a per-host lock plus a time stamp under <state dir>/hosts/).
+/// connection. Every syncoid 2.1.x start to a host therefore waits until 1.5 s have passed since
+/// the last one (a per-host lock plus a time stamp under <state dir>/hosts/). Callers skip it for
+/// releases that name their sockets apart (syncoid_needs_start_spacing).
 void space_syncoid_start(const std::filesystem::path& state_dir, const std::string& host, Clock& clock);
 
 /// Imports `pool` on the box when it is not imported (job.target_pool_import, with

@@ -117,6 +117,10 @@ struct AllowSubject {
 Result<std::set<std::string>> parse_zfs_allow(std::string_view output, std::string_view dataset,
                                               const AllowSubject& subject);
 
+/// The number `zfs get -H -p -o value PROPERTY DATASET` printed (its first non-empty line); nullopt
+/// for "-" (not applicable) or anything that is not a plain byte count.
+std::optional<std::uint64_t> parse_property_u64(std::string_view output);
+
 // ------------------------------------------------------------------ send size (pure)
 
 /// The total from `zfs send -nvP` output: the "size\tN" line (stdout or stderr); nullopt when absent.

@@ -33,7 +33,8 @@ struct ProcessOptions {
   /// The command; argv[0] is looked up in PATH like execvp (unless it contains '/').
   std::vector<std::string> argv;
   /// Environment changes on top of the current environment: a value sets, nullopt unsets.
-  /// A PATH set here is also used to look up argv[0].
+  /// A PATH set here is also used to look up argv[0]; without one argv[0] is looked up on
+  /// tool_search_path() ($PATH, then the sbin directories).
   std::map<std::string, std::optional<std::string>> env;
   /// Working directory of the child; nullopt = inherit.
   std::optional<std::filesystem::path> working_dir;
@@ -80,6 +81,18 @@ Result<ProcessResult> run_process(const ProcessOptions& options);
 /// the first executable regular file in `path_env` (default: $PATH, or "/bin:/usr/bin").
 std::optional<std::filesystem::path> find_in_path(std::string_view name,
                                                   std::optional<std::string_view> path_env = std::nullopt);
+
+/// The directories system tools live in on Debian (syncoid, zfs, zpool are in /usr/sbin), which
+/// cron's PATH (/usr/bin:/bin) and `env -i` leave out.
+inline constexpr std::string_view kSbinDirs = "/usr/local/sbin:/usr/sbin:/sbin";
+
+/// `path_env` (default: $PATH, or "/usr/bin:/bin" when unset) with each kSbinDirs directory it
+/// lacks appended: the search path for the tools hozo runs locally, and the PATH syncoid gets
+/// (it runs `zfs` by name).
+std::string tool_search_path(std::optional<std::string_view> path_env = std::nullopt);
+
+/// find_in_path over tool_search_path(): $PATH first, then the sbin directories.
+std::optional<std::filesystem::path> find_program(std::string_view name);
 
 /// A one-line description of how a process ended: "exited with status 3",
 /// "killed by signal 9 (Killed)", "timed out after 10s", "cancelled".

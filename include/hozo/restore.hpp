@@ -21,6 +21,7 @@
 #include "hozo/config.hpp"
 #include "hozo/job.hpp"
 #include "hozo/state.hpp"
+#include "hozo/syncoid_version.hpp"
 #include "hozo/util/result.hpp"
 #include "hozo/util/time.hpp"
 
@@ -34,6 +35,8 @@ struct RestoreRequest {
   bool in_place = false;      ///< --in-place: overwrite the live source
   bool force_delete = false;  ///< --force-delete: required with --in-place (syncoid --force-delete)
   std::string confirm;        ///< --confirm or the typed answer: must equal the job name for --in-place
+  /// The installed syncoid's release (find_syncoid): the pull argv and the start spacing follow it.
+  SyncoidVersion syncoid_version = kSyncoid210;
 };
 
 /// A validated restore: everything run_restore needs, nothing looked up yet.
@@ -45,6 +48,7 @@ struct RestorePlan {
   bool force_delete = false;
   bool confirmed = false;  ///< --in-place confirmed with the job name
   std::vector<std::string> syncoid_argv;
+  SyncoidVersion syncoid_version = kSyncoid210;  ///< the release syncoid_argv is for
 };
 
 /// A snapshot name (the part after '@'): 1-200 characters of [A-Za-z0-9_.:-], not starting with '-'.

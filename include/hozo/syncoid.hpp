@@ -1,6 +1,6 @@
 #pragma once
-// syncoid (sanoid 2.1.0, Debian bookworm): argv from the config, exit classification and
-// the retry policy.
+// syncoid (sanoid 2.1.0 to 2.3.0: Debian 12, 13, unstable): argv from the config for the
+// installed release (syncoid_version.hpp), exit classification and the retry policy.
 //
 // syncoid pastes its ssh options, bandwidth limits and send/recv options into shell command
 // lines without quoting them, so every value is checked against a conservative character
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hozo/config.hpp"
+#include "hozo/syncoid_version.hpp"
 #include "hozo/util/result.hpp"
 
 namespace hozo {
@@ -37,10 +38,13 @@ SyncoidSshTrust syncoid_trust_for(const Job& job, std::string key_path, std::str
 
 /// The syncoid argv for one dataset pair of a job: ssh trust options, the mapped
 /// job.syncoid settings, job.syncoid.extra_args, then SOURCE and USER@HOST:TARGET.
-/// Every element is validated; options syncoid 2.1.0 lacks (--use-hold, --sshconfig,
-/// --preserve-properties, ...) and extra_args that would override the ssh trust are errors.
+/// Every element is validated for the installed `version`: options that release lacks (2.1.0:
+/// --use-hold, --sshconfig, --preserve-properties, ...; 2.2.0+: --no-clone-rollback; before
+/// 2.3.0: --include-snaps, zstdmt-*; 2.3.0: send option D) and extra_args that would override
+/// the ssh trust are errors; syncoid.exclude becomes --exclude-datasets from 2.3.0 on.
 Result<std::vector<std::string>> build_syncoid_argv(const Job& job, const DatasetPair& pair,
-                                                    const SyncoidSshTrust& trust);
+                                                    const SyncoidSshTrust& trust,
+                                                    const SyncoidVersion& version = kSyncoid210);
 
 /// The restore (pull) direction's own switches.
 struct SyncoidPullOptions {
@@ -55,7 +59,8 @@ struct SyncoidPullOptions {
 /// recvoptions) are left out. Invalid dataset names are usage errors.
 Result<std::vector<std::string>> build_syncoid_pull_argv(const Job& job, std::string_view remote_dataset,
                                                          std::string_view local_dataset, const SyncoidSshTrust& trust,
-                                                         const SyncoidPullOptions& options);
+                                                         const SyncoidPullOptions& options,
+                                                         const SyncoidVersion& version = kSyncoid210);
 
 /// How a syncoid run ended.
 enum class SyncoidStatus {

@@ -96,6 +96,22 @@ Result<PoolHealth> zpool_health(CommandRunner& runner, std::string_view pool, st
 /// says "no such pool"; an Error when the command fails otherwise.
 Result<bool> pool_imported(CommandRunner& runner, std::string_view pool, std::chrono::seconds timeout);
 
+/// One pool that `zpool import` (without a pool name) lists as importable.
+struct ImportCandidate {
+  std::string pool;    ///< "pool:" label
+  std::string id;      ///< "id:" label (the pool GUID)
+  std::string state;   ///< "state:" label (ONLINE, DEGRADED, UNAVAIL, ...)
+  std::string action;  ///< "action:" text, continuation lines joined with a space
+  /// The action asks for -f (the pool was last used by another system): a plain import fails.
+  [[nodiscard]] bool needs_force() const { return action.find("'-f'") != std::string::npos; }
+};
+
+/// Parses `zpool import [-d DIR]...` listing output (stdout). Accepts zfs-fuse's and OpenZFS's
+/// layouts (OpenZFS 2.1/2.2 indent the labels one column more; status:/see: paragraphs, device
+/// trees and blank lines between pools are skipped). "no pools available to import" (OpenZFS:
+/// stderr, exit 0) and empty output (zfs-fuse: exit 1) are both an empty list.
+std::vector<ImportCandidate> parse_import_listing(std::string_view output);
+
 /// Imports a pool: `zpool import [-d DIR]... POOL`. `search_dirs` is for file-backed pools
 /// (the lab); empty means zpool's default device search.
 Result<void> zpool_import(CommandRunner& runner, std::string_view pool, std::chrono::seconds timeout,

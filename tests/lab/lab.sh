@@ -93,7 +93,10 @@ _lab_vars() {
   LAB_DISK=${LAB_DISK:-0}
   LAB_DISK_IMG=$LAB_DIR/disk.img
   LAB_DISK_DIR=$LAB_BOX_DIR/disk
-  export LAB_ID LAB_DIR LAB_NET_OCTET LAB_SUBNET LAB_BROADCAST LAB_ORCH_IP LAB_BOX_IP LAB_RELAY_IP \
+  # the syncoid release the orchestrator runs (2.1.0 = Debian 12's /usr/sbin/syncoid; 2.2.0 and
+  # 2.3.0 from tests/syncoid-versions.sh, first in the orchestrator's PATH)
+  LAB_SYNCOID=${LAB_SYNCOID:-2.1.0}
+  export LAB_SYNCOID LAB_ID LAB_DIR LAB_NET_OCTET LAB_SUBNET LAB_BROADCAST LAB_ORCH_IP LAB_BOX_IP LAB_RELAY_IP \
     LAB_BOX_MAC LAB_NS_ORCH LAB_NS_BOX LAB_NS_RELAY LAB_RELAY LAB_SSH_USER LAB_SSH_PORT \
     LAB_RELAY_SSH_PORT LAB_SSH_KEY LAB_SSH_PUBKEY LAB_KNOWN_HOSTS LAB_SSH_CONFIG LAB_SSH_OPTS \
     LAB_SRC_POOL LAB_TGT_POOL LAB_TGT_ROOT LAB_MNT LAB_SRC_MNT LAB_TGT_MNT LAB_POOL_SIZE \
@@ -111,7 +114,7 @@ _LAB_ENV_VARS=(LAB_ID LAB_DIR LAB_SRC_DIR LAB_SUBNET LAB_BROADCAST LAB_ORCH_IP L
   LAB_POWER_FIFO LAB_SSHD_LOG LAB_POWERSIM_LOG LAB_BOOT_DELAY LAB_ORCH_BIN LAB_ORCH_PATH LAB_WAKEONLAN
   LAB_HTTP_ADDR LAB_HTTP_PORT LAB_HTTP_URL LAB_HTTP_LOG LAB_HTTP_STATUS_FILE LAB_SMTP_ADDR
   LAB_SMTP_PORT LAB_MAILDIR LAB_POOL_DIR LAB_BACKUPD LAB_BACKUPD_BIN LAB_BACKUPD_PORT LAB_BACKUPD_URL
-  LAB_BACKUPD_DIR LAB_BACKUPD_CONFIG LAB_BACKUPD_TOKEN_FILE LAB_BACKUPD_LOG LAB_DISK LAB_DISK_IMG LAB_DISK_DIR)
+  LAB_BACKUPD_DIR LAB_BACKUPD_CONFIG LAB_BACKUPD_TOKEN_FILE LAB_BACKUPD_LOG LAB_DISK LAB_DISK_IMG LAB_DISK_DIR LAB_SYNCOID)
 
 # Prints `export NAME=value` lines (shell-quoted) for every lab variable: eval "$(lab_env)".
 lab_env() {
@@ -147,6 +150,10 @@ lab_require() {
   [[ -x /usr/sbin/sshd ]] || _lab_skip "OpenSSH server not installed (openssh-server)"
   command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || _lab_skip "openssh-client missing"
   [[ -x /usr/sbin/syncoid ]] || _lab_skip "syncoid not installed (Debian package sanoid)"
+  if [[ $LAB_SYNCOID != 2.1.0 ]]; then
+    "$LAB_SRC_DIR/../syncoid-versions.sh" --path "$LAB_SYNCOID" >/dev/null ||
+      _lab_skip "syncoid $LAB_SYNCOID not fetched (tests/syncoid-versions.sh, run by tests/install-deps.sh)"
+  fi
   [[ -x $LAB_PY ]] || _lab_skip "$LAB_PY missing"
   command -v unshare >/dev/null || _lab_skip "unshare (util-linux) missing"
   if ! unshare --pid --fork --mount-proc --mount true 2>/dev/null; then
@@ -327,6 +334,9 @@ _lab_up_box_fs() {
   chmod 700 "$d/home"
   # orchestrator: the zfs compat wrapper first in PATH (LAB_ORCH_PATH)
   _lab_zfs_shim "$LAB_DIR/orch-zfs-calls.log" >"$LAB_ORCH_BIN/zfs"
+  if [[ $LAB_SYNCOID != 2.1.0 ]]; then
+    ln -sf "$("$LAB_SRC_DIR/../syncoid-versions.sh" --path "$LAB_SYNCOID")" "$LAB_ORCH_BIN/syncoid"
+  fi
   # box: /usr/local (first in sshd's default PATH) is replaced by this directory, in the box's
   # mount namespace only: the zfs wrapper and the fake power commands.
   _lab_zfs_shim "$d/zfs-calls.log" >"$d/usr-local/sbin/zfs"

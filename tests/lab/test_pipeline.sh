@@ -37,6 +37,8 @@ t_check "stages recorded in order" test "$(state_get nightly '",".join(s["name"]
   "preflight,lock,wake,wait,connect,pool,sync,verify,shutdown"
 log1=$(state_get nightly 'r["log_file"]')
 t_check "run log has syncoid's output" grep -q "syncoid" "$log1"
+t_eq "preflight ran the matrix's syncoid" "syncoid ${LAB_SYNCOID:-2.1.0} at" \
+  "$(state_get nightly '[s["message"] for s in r["stages"] if s["name"] == "preflight"][0]' | grep -o 'syncoid [0-9.]* at')"
 echo "new data $(date)" >"$LAB_SRC_MNT/data/second-run.txt"
 zfs snapshot -r "$LAB_SRC_POOL/data@second"
 lab_mark_events
@@ -57,6 +59,14 @@ t_eq "recorded as already up" True "$(state_get nightly 'r["was_up_before"]')"
 t_eq "shutdown skipped (not woken by hozo)" skipped_not_woken "$(state_get nightly 'r["shutdown"]["outcome"]')"
 t_eq "no power-off" 0 "$(lab_count_events poweroff)"
 t_eq "box still on" on "$(lab_box_state)"
+
+t_log "2b. a source dataset that does not exist -> the sync fails with every syncoid (2.1.0 itself exits 0)"
+write_config gone "source: $LAB_SRC_POOL/no-such-dataset" "target_dataset: $LAB_TGT_ROOT/gone" "recursive: false"
+hozo_run jobs run gone
+t_check "run fails (exit $HOZO_RC)" test "$HOZO_RC" -ne 0
+t_eq "failed stage" sync "$(state_get gone 'r["failed_stage"]')"
+gone_error=$(state_get gone 'r["error"]')
+t_check "the error says the source does not exist" grep -q "does not exist" <<<"$gone_error" || echo "    error: $gone_error"
 
 # ------------------------------------------------------------------------------------------
 t_log "5. target busy once (a zfs receive in progress) -> retried -> success with attempts=2"

@@ -20,9 +20,15 @@ t_eq() { # DESCRIPTION EXPECTED ACTUAL
 }
 # Prints the closing line CTest and CI read, and exits non-zero when anything failed.
 t_done() {
-  echo "$T_PASSES passed, $T_FAILS failed"
+  echo "$T_PASSES passed, $T_FAILS failed (syncoid $(lab_syncoid_version))"
   ((T_FAILS == 0))
 }
+
+# The syncoid release the orchestrator runs ("2.2.0"), as its --version says.
+lab_syncoid_version() {
+  env PATH="$LAB_ORCH_PATH" syncoid --version 2>/dev/null | sed -n 's/.* version \([0-9.]*\).*/\1/p' | head -n 1
+}
+t_log "syncoid: ${LAB_SYNCOID:-2.1.0} (LAB_SYNCOID)"
 
 # Runs hozo inside the orchestrator namespace with the lab's PATH (zfs compat wrapper first) and the
 # test's config/state. Sets HOZO_RC; stdout to $T_OUT, stderr to $T_ERR.

@@ -124,7 +124,7 @@ class FakeSystems final : public JobSystems {
                                     const LineCallback& err, const std::atomic<bool>*) override {
     ++syncoid_runs;
     EXPECT_EQ(argv.back(), "root@192.0.2.10:backup/data");
-    out("Sending incremental tank/data@s0 ... s1");
+    out(syncoid_stdout.empty() ? std::string("Sending incremental tank/data@s0 ... s1") : syncoid_stdout);
     if (!syncoid_stderr.empty()) err(syncoid_stderr);
     ProcessResult r;
     if (cancel_flag != nullptr) {
@@ -137,6 +137,7 @@ class FakeSystems final : public JobSystems {
     if (!syncoid_exits.empty()) syncoid_exits.pop_front();
     return r;
   }
+  std::string syncoid_stdout;  ///< what the fake syncoid prints on stdout (default: a progress line)
   Result<void> power_off(const Job&) override {
     ++power_offs;
     return ok();
@@ -518,4 +519,39 @@ TEST(Plan, DryRunShowsExactCommandsAndTouchesNothing) {
   ASSERT_TRUE(plan.ok()) << plan.error().message;
   EXPECT_NE(plan->find("--sshoption=StrictHostKeyChecking=yes"), std::string::npos);
   EXPECT_NE(plan->find("tank/data root@192.0.2.10:backup/data"), std::string::npos);
+}
+
+namespace {
+
+/// A stand-in syncoid that answers --version like release `version` does.
+std::string fake_syncoid(const test::TempDir& dir, const std::string& version) {
+  const auto path = dir.write("syncoid-" + version, "#!/bin/sh\necho \"$0 version " + version + "\"\n");
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  return path.string();
+}
+
+}  // namespace
+
+TEST_F(Pipeline, StartSpacingOnlyForSyncoid21) {
+  const auto stamp = store.dir() / "hosts" / "192.0.2.10.spawned";
+  job.syncoid.path = fake_syncoid(dir, "2.2.0");
+  auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_NE(r.stages.front().message.find("syncoid 2.2.0 at "), std::string::npos) << r.stages.front().message;
+  EXPECT_FALSE(std::filesystem::exists(stamp)) << "2.2.0 names its control sockets apart: no spacing";
+  job.syncoid.path = fake_syncoid(dir, "2.1.0");
+  r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  EXPECT_TRUE(std::filesystem::exists(stamp)) << "2.1.0 shares a socket per host and second: spaced";
+}
+
+TEST_F(Pipeline, Syncoid21SkippingAMissingSourceIsAFailure) {
+  job.syncoid.path = fake_syncoid(dir, "2.1.0");
+  systems.syncoid_stdout = "WARN Skipping dataset (dataset no longer exists): tank/data...";
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::failed);
+  EXPECT_EQ(r.failed_stage, "sync");
+  EXPECT_NE(r.error.find("tank/data does not exist (syncoid 2.1.0 skipped it and exited 0)"), std::string::npos)
+      << r.error;
+  EXPECT_EQ(systems.syncoid_runs, 1) << "a missing source is not retried";
 }
