@@ -40,7 +40,7 @@ struct Ctx {
     return {file, m.line + 1, m.column + 1};
   }
   void add(const YAML::Mark& m, std::string path, std::string message) {
-    issues.push_back({where(m), std::move(path), std::move(message)});
+    issues.push_back({where(m), std::move(path), std::move(message), Severity::error, {}});
   }
 };
 
@@ -339,11 +339,13 @@ void read_mapping(const Field& f, const Rules<T>& rules, T& target, Scope here =
       continue;
     }
     seen_keys.insert(key);
-    const auto rule = std::find_if(rules.begin(), rules.end(), [&](const KeyRule<T>& r) { return r.name == key; });
+    const auto rule = std::find_if(rules.begin(), rules.end(), [&](const KeyRule<T>& r) {
+      return r.name == key || (r.name.ends_with('*') && key.starts_with(r.name.substr(0, r.name.size() - 1)));
+    });
     if (rule == rules.end()) {
       std::vector<std::string> candidates;
       for (const auto& r : rules) {
-        if (allowed_in(r.scope, here)) candidates.emplace_back(r.name);
+        if (allowed_in(r.scope, here) && !r.name.ends_with('*')) candidates.emplace_back(r.name);
       }
       std::string message = fmt::format("unknown key {}", show(key));
       if (const auto hint = did_you_mean(key, candidates)) message += fmt::format(" (did you mean \"{}\"?)", *hint);
@@ -702,11 +704,51 @@ void finish_job(const Field& f, Draft& d, std::size_t issues_before) {
   }
 }
 
+/// Likely mistakes spanning jobs: one box with two MACs, two jobs writing one target.
+void cross_job_warnings(Ctx& ctx, const Config& cfg, const std::map<std::string, std::string>& paths) {
+  const auto warn = [&](const Job& job, std::string_view key, std::string message) {
+    const auto p = paths.find(job.name);
+    ConfigIssue issue{job.where, fmt::format("{}.{}", p == paths.end() ? "jobs" : p->second, key), std::move(message),
+                      Severity::warning, job.name};
+    ctx.issues.push_back(std::move(issue));
+  };
+  for (std::size_t i = 0; i < cfg.jobs.size(); ++i) {
+    const Job& b = cfg.jobs[i];
+    for (std::size_t k = 0; k < i; ++k) {
+      const Job& a = cfg.jobs[k];
+      if (to_lower(a.target_host) != to_lower(b.target_host)) continue;
+      if (!a.mac_address.empty() && !b.mac_address.empty() && a.mac_address != b.mac_address && !a.wol_relay &&
+          !b.wol_relay) {
+        warn(b, "mac_address",
+             fmt::format("box {} is woken with MAC {} here but with {} by job \"{}\" (line {}); one of them is "
+                         "probably wrong",
+                         b.target_host, b.mac_address, a.mac_address, a.name, a.where.line));
+      }
+      for (const auto& pb : b.datasets) {
+        for (const auto& pa : a.datasets) {
+          if (pa.target != pb.target) continue;
+          if (pa.source == pb.source) {
+            warn(b, "target_dataset",
+                 fmt::format("copies {} to {}:{} like job \"{}\" (line {}) already does", pb.source, b.target_host,
+                             pb.target, a.name, a.where.line));
+          } else {
+            warn(b, "target_dataset",
+                 fmt::format("writes {} to {}:{}, where job \"{}\" (line {}) writes {}: each run would roll the "
+                             "other's data back",
+                             pb.source, b.target_host, pb.target, a.name, a.where.line, pa.source));
+          }
+        }
+      }
+    }
+  }
+}
+
 const Rules<Config>& top_rules() {
   static const Rules<Config> rules{
       {"settings", Scope::both, [](const Field&, Config&) {}},
       {"jobs", Scope::both, [](const Field&, Config&) {}},
       {"auth", Scope::both, [](const Field&, Config&) {}},
+      {"x-*", Scope::both, [](const Field&, Config&) {}},  // free for anchors (`x-defaults: &d`)
   };
   return rules;
 }
@@ -735,7 +777,8 @@ void read_root(Ctx& ctx, const YAML::Node& root, Config& cfg) {
     if (key == "jobs" && !jobs_node) jobs_node.emplace(kv.second);
     if (key == "auth") {
       cfg.notices.push_back(ConfigIssue{ctx.where(kv.first.Mark()), "auth",
-                                        "ignored (web login of the Python Hōzō; hozo has no web interface)"}
+                                        "ignored (web login of the Python Hōzō; hozo has no web interface)",
+                                        Severity::error, {}}
                                 .to_string());
     }
   }
@@ -762,25 +805,51 @@ void read_root(Ctx& ctx, const YAML::Node& root, Config& cfg) {
   }
   if (jobs.node().size() == 0) cfg.notices.push_back("no jobs defined");
   std::map<std::string, int> first_line;  // job name -> line of its first definition
+  std::set<std::string> duplicated;
+  std::map<std::string, std::string> paths;  // job name -> "jobs[N]"
   std::size_t index = 0;
   for (const auto& element : jobs.node()) {
-    const Field entry = jobs.item(element, index++);
+    const Field entry = jobs.item(element, index);
+    const std::string fallback_label = entry.path();
+    ++index;
     if (!element.IsMap()) {
       entry.error(fmt::format("expected a job mapping (name, source_dataset, ...), got {}", kind_name(element)));
+      ctx.issues.back().job = fallback_label;
+      cfg.broken_jobs.push_back({fallback_label, ctx.where(element.Mark()), {}});
       continue;
     }
     Draft d = base;
+    d.job.index = index - 1;
     const auto issues_before = ctx.issues.size();
     read_mapping(entry, job_rules(), d, Scope::job, &d.present);
     finish_job(entry, d, issues_before);
     if (!d.job.name.empty()) {
       const auto [it, inserted] = first_line.emplace(d.job.name, d.job.where.line);
       if (!inserted) {
-        entry.error(fmt::format("duplicate job name {} (first defined at line {})", show(d.job.name), it->second));
+        entry.error(fmt::format("duplicate job name {} (first defined at line {}); both entries are unusable",
+                                show(d.job.name), it->second));
+        duplicated.insert(d.job.name);
       }
     }
-    cfg.jobs.push_back(std::move(d.job));
+    const std::string label = d.job.name.empty() ? fallback_label : d.job.name;
+    for (auto i = issues_before; i < ctx.issues.size(); ++i) ctx.issues[i].job = label;
+    if (ctx.issues.size() != issues_before) {
+      cfg.broken_jobs.push_back({label, d.job.where, {}});
+    } else {
+      paths[d.job.name] = fallback_label;
+      cfg.jobs.push_back(std::move(d.job));
+    }
   }
+  // A name defined twice: neither entry runs (which one was meant is anyone's guess).
+  for (auto it = cfg.jobs.begin(); it != cfg.jobs.end();) {
+    if (duplicated.contains(it->name)) {
+      cfg.broken_jobs.push_back({it->name, it->where, {}});
+      it = cfg.jobs.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  cross_job_warnings(ctx, cfg, paths);
 }
 
 /// Thrown by ParseWatch to stop a parse that does not make progress.
@@ -849,6 +918,60 @@ bool check_stream(Ctx& ctx, const std::string& text) {
   return true;
 }
 
+/// Resolves YAML merge keys (`<<: *anchor` or `<<: [*a, *b]`, YAML 1.1), which yaml-cpp 0.7
+/// leaves as a plain "<<" key: the merged mappings' entries are added where the mapping does not
+/// set the key itself (earlier mappings in a list win). The nodes are shared, so every value keeps
+/// its line and column. False (with an issue) when a "<<" value is not a mapping or a list of them.
+bool resolve_merge_keys(Ctx& ctx, YAML::Node node, int depth = 0) {
+  if (depth > 64) {
+    ctx.add(node.Mark(), "", "nested too deeply (more than 64 levels of merge keys or collections)");
+    return false;
+  }
+  if (node.IsSequence()) {
+    for (auto element : node) {
+      if (!resolve_merge_keys(ctx, element, depth + 1)) return false;
+    }
+    return true;
+  }
+  if (!node.IsMap()) return true;
+  std::optional<YAML::Node> merge_key;
+  std::optional<YAML::Node> merge_value;
+  for (auto kv : node) {
+    if (kv.first.IsScalar() && kv.first.Scalar() == "<<" && kv.first.Tag() != "!" && !merge_key) {
+      merge_key.emplace(kv.first);
+      merge_value.emplace(kv.second);
+    } else if (!resolve_merge_keys(ctx, kv.second, depth + 1)) {
+      return false;
+    }
+  }
+  if (!merge_key) return true;
+  std::vector<YAML::Node> sources;
+  if (merge_value->IsMap()) {
+    sources.push_back(*merge_value);
+  } else if (merge_value->IsSequence()) {
+    for (auto element : *merge_value) sources.push_back(element);
+  }
+  if (sources.empty() || std::any_of(sources.begin(), sources.end(), [](const YAML::Node& n) { return !n.IsMap(); })) {
+    ctx.add(merge_value->Mark(), "<<",
+            "a merge key takes a mapping or a list of mappings (e.g. <<: *defaults, with &defaults on a mapping)");
+    return false;
+  }
+  std::set<std::string> present;
+  for (auto kv : node) {
+    if (kv.first.IsScalar() && !kv.first.is(*merge_key)) present.insert(kv.first.Scalar());
+  }
+  node.remove(*merge_key);
+  for (auto& source : sources) {
+    if (!resolve_merge_keys(ctx, source, depth + 1)) return false;
+    for (auto kv : source) {
+      if (!kv.first.IsScalar() || present.contains(kv.first.Scalar())) continue;
+      present.insert(kv.first.Scalar());
+      node.force_insert(kv.first, kv.second);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -856,7 +979,8 @@ bool check_stream(Ctx& ctx, const std::string& text) {
 // ---------------------------------------------------------------------------------------------
 
 std::string ConfigIssue::to_string() const {
-  std::string out = where.file.empty() ? std::string("<config>") : where.file;
+  std::string out = severity == Severity::warning ? "warning: " : "";
+  out += where.file.empty() ? std::string("<config>") : where.file;
   if (where.line > 0) out += fmt::format(":{}:{}", where.line, where.column);
   out += ": ";
   if (!path.empty()) out += path + ": ";
@@ -864,41 +988,68 @@ std::string ConfigIssue::to_string() const {
   return out;
 }
 
+const char* to_string(Severity s) { return s == Severity::warning ? "warning" : "error"; }
+
 const Job* Config::find_job(std::string_view name) const {
   const auto it = std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return j.name == name; });
   return it == jobs.end() ? nullptr : &*it;
 }
 
+const BrokenJob* Config::find_broken(std::string_view name) const {
+  const auto it = std::find_if(broken_jobs.begin(), broken_jobs.end(), [&](const BrokenJob& j) { return j.name == name; });
+  return it == broken_jobs.end() ? nullptr : &*it;
+}
+
 Result<Config> parse_config(std::string_view yaml_text, const std::string& file_name,
-                            std::vector<ConfigIssue>* issues_out) {
+                            std::vector<ConfigIssue>* issues_out, JobErrors job_errors) {
   Ctx ctx;
   ctx.file = file_name;
   Config cfg;
   cfg.path = file_name;
   try {
     const std::string text(yaml_text);
-    if (check_stream(ctx, text)) read_root(ctx, YAML::Load(text), cfg);
+    if (check_stream(ctx, text)) {
+      YAML::Node root = YAML::Load(text);
+      if (resolve_merge_keys(ctx, root)) read_root(ctx, root, cfg);
+    }
   } catch (const YAML::Exception& e) {
     ctx.add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
   } catch (const std::exception& e) {
     ctx.add(YAML::Mark::null_mark(), "", fmt::format("cannot read the configuration: {}", e.what()));
   }
-  std::stable_sort(ctx.issues.begin(), ctx.issues.end(), [](const ConfigIssue& a, const ConfigIssue& b) {
+  std::vector<ConfigIssue> errors;
+  std::vector<ConfigIssue> warnings;
+  for (auto& issue : ctx.issues) (issue.severity == Severity::error ? errors : warnings).push_back(std::move(issue));
+  const auto by_position = [](const ConfigIssue& a, const ConfigIssue& b) {
     return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
-  });
-  if (issues_out != nullptr) *issues_out = ctx.issues;
-  if (!ctx.issues.empty()) {
+  };
+  std::stable_sort(errors.begin(), errors.end(), by_position);
+  std::stable_sort(warnings.begin(), warnings.end(), by_position);
+  if (issues_out != nullptr) {
+    *issues_out = errors;
+    issues_out->insert(issues_out->end(), warnings.begin(), warnings.end());
+  }
+  const bool global_error =
+      std::any_of(errors.begin(), errors.end(), [](const ConfigIssue& i) { return i.job.empty(); });
+  if (!errors.empty() && (job_errors == JobErrors::fail || global_error)) {
     std::vector<std::string> lines;
-    lines.reserve(ctx.issues.size());
-    for (const auto& issue : ctx.issues) lines.push_back(issue.to_string());
+    lines.reserve(errors.size());
+    for (const auto& issue : errors) lines.push_back(issue.to_string());
     return Error{join(lines, "\n"), ExitCode::config};
   }
+  for (auto& broken : cfg.broken_jobs) {
+    for (const auto& issue : errors) {
+      if (issue.job == broken.name) broken.issues.push_back(issue);
+    }
+  }
+  cfg.warnings = std::move(warnings);
   return cfg;
 }
 
-Result<Config> load_config(const std::filesystem::path& path, std::vector<ConfigIssue>* issues_out) {
+Result<Config> load_config(const std::filesystem::path& path, std::vector<ConfigIssue>* issues_out,
+                           JobErrors job_errors) {
   const auto fail = [&](std::string message) -> Result<Config> {
-    ConfigIssue issue{{path.string(), 0, 0}, "", std::move(message)};
+    ConfigIssue issue{{path.string(), 0, 0}, "", std::move(message), Severity::error, {}};
     if (issues_out != nullptr) *issues_out = {issue};
     return Error{issue.to_string(), ExitCode::config};
   };
@@ -907,7 +1058,7 @@ Result<Config> load_config(const std::filesystem::path& path, std::vector<Config
   if (std::filesystem::is_directory(path, ec)) return fail("is a directory, not a config file");
   auto text = read_file(path);
   if (!text) return fail(text.error().message);
-  return parse_config(*text, path.string(), issues_out);
+  return parse_config(*text, path.string(), issues_out, job_errors);
 }
 
 std::filesystem::path default_config_path() {

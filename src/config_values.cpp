@@ -54,8 +54,19 @@ std::optional<std::string> normalize_mac(std::string_view v) {
 }
 
 std::optional<std::string> check_mac(std::string_view v) {
-  if (normalize_mac(v)) return std::nullopt;
-  return fmt::format("invalid MAC {} (expected six hex bytes like aa:bb:cc:dd:ee:ff)", show(v));
+  const auto mac = normalize_mac(v);
+  if (!mac) return fmt::format("invalid MAC {} (expected six hex bytes like aa:bb:cc:dd:ee:ff)", show(v));
+  if (*mac == "00:00:00:00:00:00") return fmt::format("invalid MAC {}: all zeros is no network card's address", show(v));
+  if (*mac == "ff:ff:ff:ff:ff:ff") {
+    return fmt::format("invalid MAC {}: that is the broadcast address, not the box's network card", show(v));
+  }
+  const int first = std::stoi(mac->substr(0, 2), nullptr, 16);
+  if ((first & 1) != 0) {
+    return fmt::format("invalid MAC {}: a multicast address (the first byte is odd); a network card's MAC has an "
+                       "even first byte",
+                       show(v));
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> check_secureon(std::string_view v) {
@@ -108,7 +119,19 @@ bool is_ip_literal(std::string_view v) {
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
+/// Only digits and dots, with at least one dot: meant as an IPv4 address, never a host name.
+bool looks_like_ipv4(std::string_view v) {
+  return v.find('.') != std::string_view::npos &&
+         std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
 std::optional<std::string> check_host(std::string_view v) {
+  if (looks_like_ipv4(v)) {
+    const std::string s(v);
+    unsigned char buf[4];
+    if (inet_pton(AF_INET, s.c_str(), buf) == 1) return std::nullopt;
+    return fmt::format("invalid IPv4 address {} (four numbers 0-255 separated by dots)", show(v));
+  }
   if (is_ip_literal(v) || is_hostname(v)) return std::nullopt;
   if (v.find('@') != std::string_view::npos) {
     return fmt::format("invalid host {} (put the user in ssh_user, not in the host)", show(v));

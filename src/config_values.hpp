@@ -23,6 +23,7 @@ std::optional<std::string> check_secureon(std::string_view v);
 std::optional<std::string> check_dataset(std::string_view v);
 bool is_hostname(std::string_view v);
 bool is_ip_literal(std::string_view v);
+bool looks_like_ipv4(std::string_view v);
 std::optional<std::string> check_host(std::string_view v);
 std::optional<std::string> check_optional_host(std::string_view v);
 std::optional<std::string> check_user(std::string_view v);
