@@ -55,6 +55,9 @@ c=(-c "$work/one-bad.yaml" --state "$work/st1/state.json")
 hozo "${c[@]}" jobs run good --dry-run
 check "1: jobs run good --dry-run works while bad is broken (exit 0)" rc_is 0
 check "1: ... with a loud warning naming the broken job" err_has 'job "bad" CANNOT RUN'
+hozo "${c[@]}" jobs run --all --dry-run
+check "1: jobs run --all plans the good job and still exits 78 for the broken one" \
+  bash -c '[[ $1 == 78 && $2 == *"job good: dry run"* && $2 != *"job bad"* ]]' _ "$RC" "$OUT"
 hozo "${c[@]}" jobs run bad --dry-run
 check "1: jobs run bad exits 78" rc_is 78
 check "1: ... naming the field" err_has "jobs[1].mac_address"
