@@ -79,10 +79,10 @@ fs::path drop_in_path(const fs::path& dir, const Job& job) {
 
 std::string drop_in_text(const Entry& e) {
   std::string out = fmt::format(
-      "# Written by `hozo schedule` from the schedule of job {} (\"{}\"); rerun it after changing the config.\n"
+      "# Written by `hozo schedule` from the schedule of job {} (\"{}\", {}); rerun it after changing the config.\n"
       "# The empty OnCalendar= drops the default of hozo@.timer.\n"
       "[Timer]\nOnCalendar=\n",
-      e.job->name, e.job->schedule);
+      e.job->name, e.job->schedule, e.utc ? "UTC" : "local time");
   for (const auto& c : e.calendars) out += fmt::format("OnCalendar={}\n", c);
   return out;
 }
