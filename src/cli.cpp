@@ -229,66 +229,6 @@ nlohmann::json broken_json(const BrokenJob& broken) {
 
 // ---------------------------------------------------------------- config
 
-int cmd_config_validate(const Globals& g, const std::string& file, bool local_checks) {
-  const std::filesystem::path path = file.empty() ? config_path(g) : std::filesystem::path(file);
-  std::vector<ConfigIssue> issues;
-  auto config = load_config(path, &issues, JobErrors::isolate);
-  if (config && local_checks) {
-    for (const auto& job : config->jobs) {
-      for (auto& issue : check_ssh_files(job)) issues.push_back(std::move(issue));
-    }
-  }
-  std::stable_partition(issues.begin(), issues.end(),
-                        [](const ConfigIssue& i) { return i.severity == Severity::error; });
-  const auto errors = static_cast<std::size_t>(std::count_if(
-      issues.begin(), issues.end(), [](const ConfigIssue& i) { return i.severity == Severity::error; }));
-  const std::size_t warnings = issues.size() - errors;
-  const int rc = errors > 0 ? to_int(ExitCode::config) : 0;
-  std::vector<std::string> usable;
-  std::vector<std::string> broken;
-  if (config) {
-    for (const auto& job : config->jobs) {
-      // A job whose own files are wrong (key missing, ...) cannot run either.
-      const bool bad = std::any_of(issues.begin(), issues.end(), [&](const ConfigIssue& i) {
-        return i.severity == Severity::error && i.job == job.name;
-      });
-      (bad ? broken : usable).push_back(job.name);
-    }
-    for (const auto& b : config->broken_jobs) broken.push_back(b.name);
-  }
-  if (g.json) {
-    auto list = nlohmann::json::array();
-    for (const auto& issue : issues) list.push_back(issue_json(issue));
-    print_json({{"file", path.string()},
-                {"valid", errors == 0},
-                {"errors", errors},
-                {"warnings", warnings},
-                {"jobs", usable},
-                {"broken_jobs", broken},
-                {"issues", list},
-                {"notices", config ? nlohmann::json(config->notices) : nlohmann::json::array()}});
-    return rc;
-  }
-  for (const auto& issue : issues) fmt::print(stderr, "{}\n", issue.to_string());
-  if (config) {
-    for (const auto& notice : config->notices) fmt::print(stderr, "notice: {}\n", notice);
-  }
-  if (errors > 0) {
-    fmt::print(stderr, "hozo: {} is not valid: {} error(s){}{}\n", path.string(), errors,
-               warnings > 0 ? fmt::format(", {} warning(s)", warnings) : std::string(),
-               broken.empty() ? std::string()
-                              : fmt::format("; job(s) that cannot run: {}{}", join(broken, ", "),
-                                            usable.empty() ? std::string()
-                                                           : fmt::format(" (the others can: {})", join(usable, ", "))));
-    return rc;
-  }
-  if (!g.quiet) {
-    fmt::print("{}: OK, {} job(s){}\n", path.string(), usable.size(),
-               warnings > 0 ? fmt::format(", {} warning(s)", warnings) : std::string());
-  }
-  return 0;
-}
-
 // ---------------------------------------------------------------- jobs list / show
 
 int cmd_jobs_names(const Globals& g) {
@@ -913,22 +853,7 @@ int run(int argc, char** argv) {
 
   Action action;
 
-  auto* config_cmd = app.add_subcommand("config", "check or print configuration");
-  config_cmd->require_subcommand(1);
-  std::string validate_file;
-  auto* validate = config_cmd->add_subcommand("validate", "validate a config file (exit 0, or 78 with every issue)");
-  bool no_local_checks = false;
-  validate->add_option("FILE", validate_file, "config file (default: the one hozo would use)");
-  validate->add_flag("--no-local-checks", no_local_checks,
-                     "skip the checks of this machine's files (SSH keys, known_hosts), e.g. for a config meant "
-                     "for another machine");
-  validate->callback([&] { action = [&] { return cmd_config_validate(g, validate_file, !no_local_checks); }; });
-  config_cmd->add_subcommand("example", "print an annotated example config")->callback([&] {
-    action = [] {
-      fmt::print("{}", example_config());
-      return 0;
-    };
-  });
+  add_config_command(app, g, action);
 
   auto* jobs_cmd = app.add_subcommand("jobs", "list, show and run jobs");
   jobs_cmd->require_subcommand(1);

@@ -73,6 +73,9 @@ StateStore open_state(const Globals& g, const Config* config);
 /// issues when the entry exists but is broken).
 const Job& find_job(const Config& config, const std::string& name);
 
+/// `hozo config validate|example` (src/cli_config.cpp).
+void add_config_command(CLI::App& app, Globals& g, Action& action);
+
 /// `hozo check`: online preflight of jobs, transfers no data (src/cli_check.cpp).
 void add_check_command(CLI::App& app, Globals& g, Action& action);
 
