@@ -2,7 +2,11 @@
 
 #include "cli_internal.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <ctime>
+#include <map>
+#include <optional>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -18,6 +22,7 @@
 #include "hozo/config.hpp"
 #include "hozo/config_json.hpp"
 #include "hozo/job.hpp"
+#include "hozo/keycheck.hpp"
 #include "hozo/lock.hpp"
 #include "hozo/log.hpp"
 #include "hozo/net.hpp"
@@ -26,6 +31,7 @@
 #include "hozo/ssh.hpp"
 #include "hozo/state.hpp"
 #include "hozo/util/exit_code.hpp"
+#include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/version.hpp"
 #include "hozo/wol.hpp"
@@ -67,9 +73,34 @@ std::filesystem::path config_path(const Globals& g) {
 }
 
 Config load(const Globals& g) {
-  auto config = unwrap(load_config(config_path(g)));
-  for (const auto& notice : config.notices) spdlog::info("notice: {}", notice);
+  auto config = unwrap(load_config(config_path(g), nullptr, JobErrors::isolate));
+  // Notices (an ignored auth: block, ...) are for `config validate`, not for every timer run.
+  for (const auto& notice : config.notices) spdlog::debug("notice: {}", notice);
+  for (const auto& broken : config.broken_jobs) {
+    spdlog::warn("job \"{}\" CANNOT RUN until its configuration is fixed ({} error(s){}); the other jobs are not "
+                 "affected; hozo config validate lists every problem",
+                 broken.name, broken.issues.size(),
+                 broken.issues.empty() ? std::string() : ", first: " + broken.issues.front().to_string());
+  }
   return config;
+}
+
+namespace {
+
+std::string broken_issues_text(const BrokenJob& broken) {
+  std::vector<std::string> lines;
+  for (const auto& issue : broken.issues) lines.push_back(issue.to_string());
+  return join(lines, "\n");
+}
+
+}  // namespace
+
+void require_no_broken_jobs(const Config& config) {
+  if (config.broken_jobs.empty()) return;
+  std::vector<std::string> lines;
+  for (const auto& broken : config.broken_jobs) lines.push_back(broken_issues_text(broken));
+  leave(make_error(ExitCode::config, "{}\n{} job(s) in {} have errors; fix them first (hozo config validate)",
+                   join(lines, "\n"), config.broken_jobs.size(), config.path.string()));
 }
 
 StateStore open_state(const Globals& g, const Config* config) {
@@ -79,6 +110,10 @@ StateStore open_state(const Globals& g, const Config* config) {
 
 const Job& find_job(const Config& config, const std::string& name) {
   if (const Job* job = config.find_job(name)) return *job;
+  if (const BrokenJob* broken = config.find_broken(name)) {
+    leave(make_error(ExitCode::config, "{}\njob \"{}\" cannot be used until these errors in {} are fixed",
+                     broken_issues_text(*broken), printable(name), config.path.string()));
+  }
   std::vector<std::string> names;
   for (const auto& j : config.jobs) names.push_back(j.name);
   const auto hint = did_you_mean(name, names);
@@ -113,45 +148,196 @@ std::string last_result_text(const RunRecord* r) {
   std::string s(to_string(r->outcome));
   if (!r->finished.empty()) s += " " + r->finished;
   else if (!r->started.empty()) s += " since " + r->started;
-  if (!r->failed_stage.empty()) s += fmt::format(" ({})", r->failed_stage);
+  if (!r->failed_stage.empty()) {
+    s += fmt::format(" ({})", r->failed_stage);
+  } else if (r->outcome == RunOutcome::interrupted && !r->error.empty()) {
+    s += fmt::format(" ({})", r->error);
+  }
   return s;
 }
 
+std::optional<std::chrono::system_clock::time_point> next_run_of(const Job& job) {
+  auto schedule = parse_schedule(job.schedule);
+  if (!schedule || schedule->is_manual()) return std::nullopt;
+  return schedule->next_run(std::chrono::system_clock::now());
+}
+
+/// The next run in this machine's local time with its zone, e.g. "2026-12-06 04:00 CET".
 std::string next_run_text(const Job& job) {
   if (job.schedule.empty()) return "manual";
-  auto schedule = parse_schedule(job.schedule);
-  if (!schedule) return "invalid";
-  auto next = schedule->next_run(std::chrono::system_clock::now());
+  const auto next = next_run_of(job);
   if (!next) return "-";
-  return iso8601_utc(*next);
+  const std::time_t t = std::chrono::system_clock::to_time_t(*next);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M %Z", &tm) == 0) return iso8601_utc(*next);
+  return buf;
+}
+
+/// next_run in JSON: the ISO-8601 UTC time, or null (manual jobs, and schedules that never fire).
+nlohmann::json next_run_json(const Job& job) {
+  const auto next = next_run_of(job);
+  return next ? nlohmann::json(iso8601_utc(*next)) : nlohmann::json(nullptr);
+}
+
+/// This machine's time zone name (TZ, else /etc/localtime's target, else /etc/timezone).
+std::string local_zone_name() {
+  if (const char* tz = std::getenv("TZ"); tz != nullptr && *tz != '\0') return std::string(tz[0] == ':' ? tz + 1 : tz);
+  std::error_code ec;
+  const auto target = std::filesystem::read_symlink("/etc/localtime", ec).string();
+  if (const auto at = target.find("zoneinfo/"); !ec && at != std::string::npos) return target.substr(at + 9);
+  if (auto text = read_file("/etc/timezone"); text && !trim(*text).empty()) return std::string(trim(*text));
+  return "local";
+}
+
+/// "UTC" or "local" for JSON.
+const char* zone_json(const Job& job) {
+  auto schedule = parse_schedule(job.schedule);
+  if (!schedule || schedule->is_manual()) return nullptr;
+  return schedule->zone() == TimeZone::utc ? "UTC" : "local";
+}
+
+/// The schedule as written plus the zone its times are read in, e.g. "daily 02:00 (UTC)",
+/// "0 2 * * * (local, Europe/Berlin)"; "manual" when there is none.
+std::string schedule_text(const Job& job) {
+  if (job.schedule.empty()) return "manual";
+  auto schedule = parse_schedule(job.schedule);
+  if (!schedule) return job.schedule + " (invalid)";
+  if (schedule->zone() == TimeZone::utc) return job.schedule + " (UTC)";
+  return fmt::format("{} (local, {})", job.schedule, local_zone_name());
+}
+
+/// Schedule fields of a job in JSON (the same in jobs list and status).
+void add_schedule_json(nlohmann::json& j, const Job& job) {
+  j["schedule"] = job.schedule;
+  j["manual"] = job.schedule.empty();
+  const char* zone = zone_json(job);
+  j["schedule_zone"] = zone != nullptr ? nlohmann::json(zone) : nlohmann::json(nullptr);
+  j["next_run"] = next_run_json(job);
+}
+
+/// A broken job in JSON: its name and the errors, each as an issue object.
+nlohmann::json broken_json(const BrokenJob& broken) {
+  nlohmann::json j;
+  j["name"] = broken.name;
+  auto issues = nlohmann::json::array();
+  for (const auto& issue : broken.issues) issues.push_back(issue_json(issue));
+  j["config_error"] = issues;
+  return j;
 }
 
 // ---------------------------------------------------------------- config
 
-int cmd_config_validate(const Globals& g, const std::string& file) {
-  const std::filesystem::path path = file.empty() ? config_path(g) : std::filesystem::path(file);
-  auto config = load_config(path);
-  if (!config) {
-    fmt::print(stderr, "{}\n", config.error().message);
-    fmt::print(stderr, "hozo: {} is not valid\n", path.string());
-    return to_int(config.error().code);
-  }
-  for (const auto& notice : config->notices) fmt::print(stderr, "notice: {}\n", notice);
-  if (!g.quiet) fmt::print("{}: OK, {} job(s)\n", path.string(), config->jobs.size());
-  return 0;
-}
-
 // ---------------------------------------------------------------- jobs list / show
 
 int cmd_jobs_names(const Globals& g) {
-  for (const auto& job : load(g).jobs) fmt::print("{}\n", job.name);
+  const auto config = load(g);
+  std::vector<std::string> names;
+  for (const auto& job : config.jobs) names.push_back(job.name);
+  for (const auto& broken : config.broken_jobs) names.push_back(broken.name);
+  if (g.json) {
+    print_json(names);
+    return 0;
+  }
+  for (const auto& name : names) fmt::print("{}\n", name);
   return 0;
 }
 
-int cmd_jobs_list(const Globals& g) {
+/// Whether `path` was given with --state and does not exist.
+enum class MissingState { warn, fail };
+
+/// The state for read-only commands: nullopt when there is no state file yet. Creates nothing.
+/// A --state path that does not exist is most likely mistyped: a warning (or an error).
+std::optional<StateStore> open_state_read(const Globals& g, const Config& config, MissingState missing) {
+  const std::filesystem::path path = g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return open_state(g, &config);
+  if (!g.state_path.empty()) {
+    auto message = fmt::format("state file {} does not exist (a mistyped --state? the first jobs run creates it)",
+                               path.string());
+    if (missing == MissingState::fail) leave(make_error(ExitCode::usage, "{}", message));
+    spdlog::warn("{}", message);
+  }
+  return std::nullopt;
+}
+
+std::map<std::string, JobState> read_all(const std::optional<StateStore>& store) {
+  if (!store) return {};
+  return unwrap(store->all());
+}
+
+/// "2026-12-01T20:00:05Z" -> "2026-12-01 20:00" (UTC) for narrow tables.
+std::string short_time(const std::string& iso) {
+  if (iso.size() < 16) return iso;
+  std::string out = iso.substr(0, 16);
+  out[10] = ' ';
+  return out;
+}
+
+/// The last result in a few words: "success 2026-12-01 20:00Z", "failed 2026-12-01 20:00Z (sync)".
+std::string last_result_short(const RunRecord* r) {
+  if (r == nullptr) return "never run";
+  std::string s(to_string(r->outcome));
+  if (!r->finished.empty()) {
+    s += " " + short_time(r->finished) + "Z";
+  } else if (!r->started.empty()) {
+    s += " since " + short_time(r->started) + "Z";
+  }
+  if (!r->failed_stage.empty()) s += fmt::format(" ({})", r->failed_stage);
+  else if (r->outcome == RunOutcome::interrupted) s += " (interrupted)";
+  return s;
+}
+
+/// Cuts a cell to `width` display characters (UTF-8 aware enough for →), marking the cut with "…".
+std::string fit(const std::string& text, std::size_t width) {
+  std::size_t chars = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t len = 1;
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0xf0) len = 4;
+    else if (c >= 0xe0) len = 3;
+    else if (c >= 0xc0) len = 2;
+    if (chars + 1 == width && i + len < text.size()) return text.substr(0, i) + "…";
+    i += len;
+    ++chars;
+  }
+  return text;
+}
+
+std::size_t display_width(const std::string& text) {
+  return static_cast<std::size_t>(
+      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return;
+  std::vector<std::size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], display_width(row[i]));
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - display_width(row[i]) + 2, ' ');
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
+/// jobs list: -o wide adds the host and datasets and does not shorten cells.
+enum class ListFormat { narrow, wide };
+
+int cmd_jobs_list(const Globals& g, ListFormat format) {
   const auto config = load(g);
-  auto store = open_state(g, &config);
-  const auto all = unwrap(store.all());
+  const auto store = open_state_read(g, config, MissingState::warn);
+  const auto all = read_all(store);
+  const auto last_of = [&](const std::string& name) -> const RunRecord* {
+    const auto it = all.find(name);
+    return it == all.end() ? nullptr : it->second.last();
+  };
   if (g.json) {
     auto arr = nlohmann::json::array();
     for (const auto& job : config.jobs) {
@@ -162,38 +348,60 @@ int cmd_jobs_list(const Globals& g) {
       auto ds = nlohmann::json::array();
       for (const auto& d : job.datasets) ds.push_back({{"source", d.source}, {"target", d.target}, {"recursive", d.recursive}});
       j["datasets"] = ds;
-      j["schedule"] = job.schedule;
-      j["next_run"] = next_run_text(job);
-      const auto it = all.find(job.name);
-      const RunRecord* last = it == all.end() ? nullptr : it->second.last();
+      add_schedule_json(j, job);
+      const RunRecord* last = last_of(job.name);
+      j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
+      j["config_error"] = nullptr;
+      arr.push_back(std::move(j));
+    }
+    for (const auto& broken : config.broken_jobs) {
+      auto j = broken_json(broken);
+      const RunRecord* last = last_of(broken.name);
       j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
       arr.push_back(std::move(j));
     }
     print_json(arr);
     return 0;
   }
-  std::vector<std::array<std::string, 5>> rows;
-  rows.push_back({"NAME", "DATASETS", "SCHEDULE", "NEXT RUN", "LAST RESULT"});
+  const bool wide = format == ListFormat::wide;
+  std::vector<std::vector<std::string>> rows;
+  if (wide) {
+    rows.push_back({"NAME", "HOST", "DATASETS", "SCHEDULE", "NEXT RUN", "LAST RESULT"});
+  } else {
+    rows.push_back({"NAME", "SCHEDULE", "NEXT RUN", "LAST RESULT"});
+  }
   for (const auto& job : config.jobs) {
-    const auto it = all.find(job.name);
-    rows.push_back({job.name, datasets_summary(job), job.schedule.empty() ? "-" : job.schedule, next_run_text(job),
-                    last_result_text(it == all.end() ? nullptr : it->second.last())});
+    if (wide) {
+      rows.push_back({job.name, job.target_host, datasets_summary(job), schedule_text(job), next_run_text(job),
+                      last_result_text(last_of(job.name))});
+    } else {
+      rows.push_back({fit(job.name, 20), fit(schedule_text(job), 34), next_run_text(job),
+                      fit(last_result_short(last_of(job.name)), 34)});
+    }
   }
-  std::array<std::size_t, 5> width{};
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  for (const auto& broken : config.broken_jobs) {
+    const std::string error = "CONFIG ERROR (hozo config validate)";
+    if (wide) {
+      rows.push_back({broken.name, "-", "-", "-", "-", error});
+    } else {
+      rows.push_back({fit(broken.name, 20), "-", "-", error});
+    }
   }
-  for (const auto& row : rows) {
-    fmt::print("{:<{}}  {:<{}}  {:<{}}  {:<{}}  {}\n", row[0], width[0], row[1], width[1], row[2], width[2], row[3],
-               width[3], row[4]);
-  }
+  print_table(rows);
   return 0;
 }
 
 int cmd_jobs_show(const Globals& g, const std::string& name) {
   const auto config = load(g);
   const auto& job = find_job(config, name);
-  const auto j = job_to_json(job);
+  auto j = job_to_json(job);
+  // The values the run will use: the identity file and known_hosts it resolves to.
+  const auto ssh = ssh_options_for(job);
+  auto key = resolve_identity_file(ssh);
+  j["ssh_key"] = key ? nlohmann::ordered_json(key->string()) : nlohmann::ordered_json(nullptr);
+  j["ssh_key_from"] = !job.ssh_key.empty() ? "ssh_key" : (key ? "default" : "none (no default key exists)");
+  j["known_hosts"] = ssh.known_hosts.string();
+  j["known_hosts_from"] = job.known_hosts.empty() ? "default" : "known_hosts";
   if (g.json) {
     fmt::print("{}\n", j.dump(2));
     return 0;
@@ -243,9 +451,38 @@ class TtyReporter final : public RunReporter {
 int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool all, bool dry_run) {
   const auto config = load(g);
   const std::vector<const Job*> jobs = select_jobs(config, names, all);
+  // --all runs the usable jobs; the broken ones still make the exit code 78.
+  const int broken_rc = all && !config.broken_jobs.empty() ? to_int(ExitCode::config) : 0;
   if (dry_run) {
-    for (const Job* job : jobs) fmt::print("{}", unwrap(describe_plan(*job)));
-    return 0;
+    int rc = 0;
+    auto plans = nlohmann::json::array();
+    for (const Job* job : jobs) {
+      const auto plan = unwrap(describe_plan(*job));
+      auto problems = check_ssh_files(*job);
+      for (const auto& w : config.warnings) {
+        if (w.job == job->name) problems.push_back(w);
+      }
+      const bool failed = std::any_of(problems.begin(), problems.end(),
+                                      [](const ConfigIssue& i) { return i.severity == Severity::error; });
+      if (failed) rc = to_int(ExitCode::config);
+      if (g.json) {
+        auto lines = nlohmann::json::array();
+        for (const auto line : split_lines(plan)) {
+          if (!line.empty()) lines.push_back(std::string(line));
+        }
+        auto issues = nlohmann::json::array();
+        for (const auto& issue : problems) issues.push_back(issue_json(issue));
+        plans.push_back({{"job", job->name}, {"dry_run", true}, {"ok", !failed}, {"plan", lines}, {"issues", issues}});
+        continue;
+      }
+      fmt::print("{}", plan);
+      for (const auto& issue : problems) {
+        fmt::print("  {}  {}\n", issue.severity == Severity::error ? "ERROR  " : "warning", issue.path + ": " + issue.message);
+      }
+      if (failed) fmt::print("  => this run would fail: fix the error(s) above\n");
+    }
+    if (g.json) print_json(plans.size() == 1 ? plans[0] : plans);
+    return rc != 0 ? rc : broken_rc;
   }
   auto store = open_state(g, &config);
   auto systems = make_real_systems(&g_cancel);
@@ -274,7 +511,7 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
     }
   }
   if (g.json) print_json(results.size() == 1 ? results[0] : results);
-  return exit_code;
+  return exit_code != 0 ? exit_code : broken_rc;
 }
 
 // ---------------------------------------------------------------- status / history
@@ -282,10 +519,7 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
 nlohmann::json status_json(const Job* job, const std::string& name, const JobState* state) {
   nlohmann::json j;
   j["name"] = name;
-  if (job != nullptr) {
-    j["schedule"] = job->schedule;
-    j["next_run"] = next_run_text(*job);
-  }
+  if (job != nullptr) add_schedule_json(j, *job);
   const RunRecord* last = state != nullptr ? state->last() : nullptr;
   j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
   const bool restored = state != nullptr && !state->restores.empty();
@@ -300,7 +534,11 @@ void print_run_details(const RunRecord& r) {
   if (!r.finished.empty()) {
     fmt::print("  finished   {} ({})\n", r.finished, format_duration(std::chrono::duration<double>(r.duration_seconds)));
   }
-  if (!r.failed_stage.empty()) fmt::print("  failed     {}: {}\n", r.failed_stage, r.error);
+  if (!r.failed_stage.empty()) {
+    fmt::print("  failed     {}: {}\n", r.failed_stage, r.error);
+  } else if (!r.error.empty()) {
+    fmt::print("  reason     {}\n", r.error);  // e.g. why a run was interrupted
+  }
   fmt::print("  box        {}\n", r.woke_host ? "woken by hozo" : (r.was_up_before ? "was already up" : "-"));
   fmt::print("  shutdown   {}{}{}\n", to_string(r.shutdown.outcome), r.shutdown.message.empty() ? "" : ": ",
              r.shutdown.message);
@@ -322,18 +560,29 @@ void print_run_details(const RunRecord& r) {
 
 int cmd_status(const Globals& g, const std::string& name) {
   const auto config = load(g);
-  auto store = open_state(g, &config);
-  const auto all = unwrap(store.all());
+  const auto store = open_state_read(g, config, MissingState::fail);
+  const auto all = read_all(store);
+  const auto state_of = [&](const std::string& n) -> const JobState* {
+    const auto it = all.find(n);
+    return it == all.end() ? nullptr : &it->second;
+  };
   if (!name.empty()) {
-    const Job& job = find_job(config, name);
-    const auto it = all.find(name);
-    const JobState* st = it == all.end() ? nullptr : &it->second;
+    const BrokenJob* broken = config.find_broken(name);
+    const Job* job = broken != nullptr ? nullptr : &find_job(config, name);
+    const JobState* st = state_of(name);
     if (g.json) {
-      print_json(status_json(&job, name, st));
-      return 0;
+      auto j = status_json(job, name, st);
+      j["config_error"] = broken != nullptr ? broken_json(*broken)["config_error"] : nlohmann::json(nullptr);
+      print_json(j);
+      return broken != nullptr ? to_int(ExitCode::config) : 0;
     }
-    fmt::print("{} ({})\n", job.name, datasets_summary(job));
-    fmt::print("  schedule   {} (next: {})\n", job.schedule.empty() ? "manual" : job.schedule, next_run_text(job));
+    if (broken != nullptr) {
+      fmt::print("{} (CONFIG ERROR: this job cannot run until its configuration is fixed)\n", name);
+      for (const auto& issue : broken->issues) fmt::print("  error      {}\n", issue.to_string());
+    } else {
+      fmt::print("{} ({})\n", job->name, datasets_summary(*job));
+      fmt::print("  schedule   {} (next: {})\n", schedule_text(*job), next_run_text(*job));
+    }
     if (st == nullptr || st->last() == nullptr) {
       fmt::print("  never run\n");
     } else {
@@ -345,16 +594,28 @@ int cmd_status(const Globals& g, const std::string& name) {
                  r.backup, r.target, r.restored_snapshot.empty() ? "" : " (" + r.restored_snapshot + ")",
                  r.error.empty() ? "" : ": " + r.error, st->restores.size());
     }
-    return 0;
+    return broken != nullptr ? to_int(ExitCode::config) : 0;
   }
   auto arr = nlohmann::json::array();
   for (const auto& job : config.jobs) {
-    const auto it = all.find(job.name);
-    const JobState* st = it == all.end() ? nullptr : &it->second;
+    const JobState* st = state_of(job.name);
     if (g.json) {
-      arr.push_back(status_json(&job, job.name, st));
+      auto j = status_json(&job, job.name, st);
+      j["config_error"] = nullptr;
+      arr.push_back(std::move(j));
     } else {
       fmt::print("{:<20} {}\n", job.name, last_result_text(st != nullptr ? st->last() : nullptr));
+    }
+  }
+  for (const auto& broken : config.broken_jobs) {
+    const JobState* st = state_of(broken.name);
+    if (g.json) {
+      auto j = status_json(nullptr, broken.name, st);
+      j["config_error"] = broken_json(broken)["config_error"];
+      arr.push_back(std::move(j));
+    } else {
+      fmt::print("{:<20} CONFIG ERROR, cannot run ({} error(s); hozo config validate); last: {}\n", broken.name,
+                 broken.issues.size(), last_result_text(st != nullptr ? st->last() : nullptr));
     }
   }
   if (g.json) print_json(arr);
@@ -363,9 +624,11 @@ int cmd_status(const Globals& g, const std::string& name) {
 
 int cmd_history(const Globals& g, const std::string& name, int count) {
   const auto config = load(g);
-  auto store = open_state(g, &config);
-  const auto st = unwrap(store.job(name));
-  if (config.find_job(name) == nullptr && st.runs.empty()) find_job(config, name);  // unknown job: error with hint
+  const auto store = open_state_read(g, config, MissingState::warn);
+  const auto st = store ? unwrap(store->job(name)) : JobState{};
+  if (config.find_job(name) == nullptr && config.find_broken(name) == nullptr && st.runs.empty()) {
+    find_job(config, name);  // unknown job: error with hint
+  }
   std::vector<const RunRecord*> runs;
   for (auto it = st.runs.rbegin(); it != st.runs.rend() && static_cast<int>(runs.size()) < count; ++it) runs.push_back(&*it);
   if (g.json) {
@@ -511,6 +774,65 @@ int cmd_notify_test(const Globals& g, const std::string& name) {
   return failed == 0 ? 0 : to_int(ExitCode::failure);
 }
 
+/// The commands that honour --json; the same list is in README.md and hozo(1) (a CLI test compares them).
+constexpr const char* kJsonCommands =
+    "config validate, jobs list, jobs show, jobs run, status, history, wait, check, restore, notify test, schedule";
+
+/// Global options that take a value (as separate word).
+bool takes_value(std::string_view arg) { return arg == "-c" || arg == "--config" || arg == "--state"; }
+
+std::vector<std::string> subcommand_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const auto* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  return names;
+}
+
+/// A mistyped command or subcommand ("hozo staus", "hozo jobs ls", "hozo help"), found before
+/// CLI11 parses (it would only say "A subcommand is required"): the message with a hint.
+std::optional<std::string> misspelt_command(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string_view> words;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "-h" || arg == "--help" || arg == "--version") return std::nullopt;
+    if (takes_value(arg)) {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    words.push_back(arg);
+  }
+  const CLI::App* level = &app;
+  std::string prefix = "hozo";
+  for (const auto word : words) {
+    auto names = subcommand_names(*level);
+    if (names.empty()) return std::nullopt;  // the rest are arguments (job names, files)
+    const auto it = std::find(names.begin(), names.end(), word);
+    if (it != names.end()) {
+      level = level->get_subcommand(std::string(word));
+      prefix += " " + std::string(word);
+      continue;
+    }
+    if (level != &app && level->get_require_subcommand_min() == 0) return std::nullopt;  // e.g. status NAME
+    std::optional<std::string> hint;
+    if (word == "help") {
+      return fmt::format("{}: there is no \"help\" command; use {} --help (or hozo COMMAND --help)", prefix, prefix);
+    }
+    if (word == "ls") hint = "list";
+    if (word == "ps" || word == "stat") hint = "status";
+    if (word == "rm" || word == "del") hint.reset();
+    if (!hint) hint = did_you_mean(word, names);
+    std::string message = fmt::format("{}: unknown command \"{}\"", prefix, printable(word));
+    if (hint) message += fmt::format(" (did you mean \"{} {}\"?)", prefix, *hint);
+    message += fmt::format("; commands: {} (see {} --help)", join(names, ", "), prefix);
+    return message;
+  }
+  if (level->get_require_subcommand_min() > 0) {
+    return fmt::format("{}: which one? {} (see {} --help)", prefix, join(subcommand_names(*level), ", "), prefix);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -527,29 +849,26 @@ int run(int argc, char** argv) {
                                           "as root, else ~/.local/state/hozo/state.json)");
   app.add_flag("-v,--verbose", g.verbose, "more output (repeat for trace)");
   app.add_flag("-q,--quiet", g.quiet, "only warnings and errors");
-  app.add_flag("--json", g.json, "machine-readable output (jobs list/show/run, status, history, wait)");
+  app.add_flag("--json", g.json, fmt::format("machine-readable output ({})", kJsonCommands));
 
   Action action;
 
-  auto* config_cmd = app.add_subcommand("config", "check or print configuration");
-  config_cmd->require_subcommand(1);
-  std::string validate_file;
-  auto* validate = config_cmd->add_subcommand("validate", "validate a config file (exit 0, or 78 with every issue)");
-  validate->add_option("FILE", validate_file, "config file (default: the one hozo would use)");
-  validate->callback([&] { action = [&] { return cmd_config_validate(g, validate_file); }; });
-  config_cmd->add_subcommand("example", "print an annotated example config")->callback([&] {
-    action = [] {
-      fmt::print("{}", example_config());
-      return 0;
-    };
-  });
+  add_config_command(app, g, action);
 
   auto* jobs_cmd = app.add_subcommand("jobs", "list, show and run jobs");
   jobs_cmd->require_subcommand(1);
   bool list_names = false;
   auto* list = jobs_cmd->add_subcommand("list", "table of jobs with their last result");
-  list->add_flag("--names", list_names, "only the job names, one per line (for scripts and completion)");
-  list->callback([&] { action = [&] { return list_names ? cmd_jobs_names(g) : cmd_jobs_list(g); }; });
+  std::string list_output;
+  list->add_flag("--names", list_names, "only the job names, one per line (a JSON array with --json)");
+  list->add_option("-o,--output", list_output, "wide: also the host and datasets, nothing shortened")
+      ->check(CLI::IsMember({"wide"}));
+  list->callback([&] {
+    action = [&] {
+      return list_names ? cmd_jobs_names(g)
+                        : cmd_jobs_list(g, list_output == "wide" ? ListFormat::wide : ListFormat::narrow);
+    };
+  });
   std::string show_name;
   auto* show = jobs_cmd->add_subcommand("show", "effective config of a job (defaults resolved, secrets masked)");
   show->add_option("NAME", show_name, "job name")->required();
@@ -614,6 +933,10 @@ int run(int argc, char** argv) {
 
   add_schedule_command(app, g, action);
 
+  if (const auto misspelt = misspelt_command(app, argc, argv)) {
+    fmt::print(stderr, "{}\n", *misspelt);
+    return to_int(ExitCode::usage);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

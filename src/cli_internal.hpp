@@ -58,14 +58,23 @@ void unwrap(Result<void> r);
 /// -c/--config, else $HOZO_CONFIG, else the default path.
 std::filesystem::path config_path(const Globals& g);
 
-/// Loads and validates the config (leaves with 78 on errors); notices are logged.
+/// Loads and validates the config: errors outside job entries leave with 78; a job with errors
+/// is left out of config.jobs (listed in config.broken_jobs, with a warning logged per job), so
+/// the other jobs keep working. Notices are logged at debug level (config validate prints them).
 Config load(const Globals& g);
+
+/// Leaves with 78 and every issue when some job of the config is broken.
+void require_no_broken_jobs(const Config& config);
 
 /// Opens the state store (--state or the default path).
 StateStore open_state(const Globals& g, const Config* config);
 
-/// The job with this name, or leave() with exit 2 and a did-you-mean hint.
+/// The job with this name, or leave() with exit 2 and a did-you-mean hint (78 and the job's
+/// issues when the entry exists but is broken).
 const Job& find_job(const Config& config, const std::string& name);
+
+/// `hozo config validate|example` (src/cli_config.cpp).
+void add_config_command(CLI::App& app, Globals& g, Action& action);
 
 /// `hozo check`: online preflight of jobs, transfers no data (src/cli_check.cpp).
 void add_check_command(CLI::App& app, Globals& g, Action& action);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "cli_internal.hpp"
@@ -79,10 +80,10 @@ fs::path drop_in_path(const fs::path& dir, const Job& job) {
 
 std::string drop_in_text(const Entry& e) {
   std::string out = fmt::format(
-      "# Written by `hozo schedule` from the schedule of job {} (\"{}\"); rerun it after changing the config.\n"
+      "# Written by `hozo schedule` from the schedule of job {} (\"{}\", {}); rerun it after changing the config.\n"
       "# The empty OnCalendar= drops the default of hozo@.timer.\n"
       "[Timer]\nOnCalendar=\n",
-      e.job->name, e.job->schedule);
+      e.job->name, e.job->schedule, e.utc ? "UTC" : "local time");
   for (const auto& c : e.calendars) out += fmt::format("OnCalendar={}\n", c);
   return out;
 }
@@ -113,6 +114,20 @@ std::optional<std::chrono::minutes> fixed_local_offset() {
 std::string format_offset(std::chrono::minutes offset) {
   const long long m = offset.count();
   return fmt::format("UTC{}{:02}:{:02}", m < 0 ? '-' : '+', std::llabs(m) / 60, std::llabs(m) % 60);
+}
+
+/// Why hozo@.service would not see this config file (PrivateTmp=yes hides /tmp and /var/tmp), or nullopt.
+std::optional<std::string> hidden_from_service(const fs::path& config) {
+  const std::string path = config.string();
+  for (const std::string_view tmp : {"/tmp/", "/var/tmp/"}) {
+    if (path.starts_with(tmp)) {
+      const auto dir = tmp.substr(0, tmp.size() - 1);
+      return fmt::format("the config {} is under {}, which hozo@.service cannot see (PrivateTmp=yes gives the "
+                         "service its own empty {}); move it to /etc/hozo/ or another directory outside {}",
+                         path, dir, dir, dir);
+    }
+  }
+  return std::nullopt;
 }
 
 /// The service drop-in that makes the timer's run use this config (-c / HOZO_CONFIG), or
@@ -206,6 +221,7 @@ void run_systemctl(const std::vector<std::string>& argv) {
 
 int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
   const auto config = load(g);
+  require_no_broken_jobs(config);  // timers written from a half-valid file would drop the broken jobs
   std::vector<const Job*> jobs;
   if (o.names.empty()) {
     for (const auto& job : config.jobs) jobs.push_back(&job);
@@ -308,6 +324,13 @@ int cmd_schedule(const Globals& g, const ScheduleOptions& o) {
 
   // systemd
   const auto config_drop_in = unwrap(config_drop_in_text(absolute_config(g)));
+  if (config_drop_in) {
+    if (const auto hidden = hidden_from_service(absolute_config(g))) {
+      // Installing for real would give timers that fail with "config file does not exist".
+      if (o.install && o.dir.empty()) leave(make_error(ExitCode::usage, "nothing installed: {}", *hidden));
+      spdlog::warn("{}", *hidden);
+    }
+  }
   if (!o.install) {
     if (g.json) {
       auto arr = nlohmann::json::array();

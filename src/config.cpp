@@ -1,6 +1,7 @@
 #include "hozo/config.hpp"
 
-#include <arpa/inet.h>
+#include "config_values.hpp"
+
 #include <unistd.h>
 #include <algorithm>
 #include <cstdlib>
@@ -20,262 +21,9 @@
 
 namespace hozo {
 
-// ---------------------------------------------------------------------------------------------
-// Small value checks. Each returns an error message, or nullopt when the value is fine.
-// ---------------------------------------------------------------------------------------------
 namespace {
 
-using Check = std::optional<std::string> (*)(std::string_view);
-
-/// A value for an error message: quoted, control characters escaped, shortened.
-std::string show(std::string_view v) {
-  constexpr std::size_t kMax = 80;
-  if (v.size() > kMax) return fmt::format("\"{}...\"", printable(v.substr(0, kMax)));
-  return fmt::format("\"{}\"", printable(v));
-}
-
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-
-bool all_of(std::string_view s, std::string_view extra) {
-  return std::all_of(s.begin(), s.end(),
-                     [&](char c) { return is_alnum(c) || extra.find(c) != std::string_view::npos; });
-}
-
-std::optional<std::string> check_job_name(std::string_view v) {
-  if (!v.empty() && v.size() <= 64 && is_alnum(v.front()) && all_of(v, "_.-")) return std::nullopt;
-  return fmt::format("invalid job name {} (1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit)",
-                     show(v));
-}
-
-/// "AA-bb-cc-dd-ee-ff" -> "aa:bb:cc:dd:ee:ff"; nullopt when not a MAC-style 6-byte hex string.
-std::optional<std::string> normalize_mac(std::string_view v) {
-  if (v.size() != 17) return std::nullopt;
-  const char sep = v[2];
-  if (sep != ':' && sep != '-') return std::nullopt;
-  std::string out;
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (i % 3 == 2) {
-      if (v[i] != sep) return std::nullopt;
-      out += ':';
-    } else {
-      if (!is_hex(v[i])) return std::nullopt;
-      out += static_cast<char>(v[i] >= 'A' && v[i] <= 'F' ? v[i] - 'A' + 'a' : v[i]);
-    }
-  }
-  return out;
-}
-
-std::optional<std::string> check_mac(std::string_view v) {
-  if (normalize_mac(v)) return std::nullopt;
-  return fmt::format("invalid MAC {} (expected six hex bytes like aa:bb:cc:dd:ee:ff)", show(v));
-}
-
-std::optional<std::string> check_secureon(std::string_view v) {
-  if (normalize_mac(v)) return std::nullopt;
-  return std::string("invalid SecureOn password (expected six hex bytes like aa:bb:cc:dd:ee:ff)");
-}
-
-std::optional<std::string> check_dataset(std::string_view v) {
-  const auto bad = [&](std::string_view why) { return fmt::format("invalid dataset name {}: {}", show(v), why); };
-  if (v.empty()) return bad("empty");
-  if (v.size() > 255) return bad("longer than 255 characters");
-  if (v.find_first_of("@#") != std::string_view::npos) return bad("snapshots/bookmarks (@, #) are not datasets");
-  if (v.front() == '-') return bad("must not start with '-'");
-  if (v.front() == '/' || v.back() == '/') return bad("must not start or end with '/'");
-  for (const char c : v) {
-    if (!is_alnum(c) && c != '_' && c != '.' && c != ':' && c != '-' && c != '/') {
-      return bad(fmt::format("character {} is not allowed (only A-Z a-z 0-9 _ . : - and /)", show({&c, 1})));
-    }
-  }
-  const auto parts = split(v, '/');
-  for (const auto part : parts) {
-    if (part.empty()) return bad("empty component ('//')");
-    if (part == "." || part == "..") return bad("'.' and '..' components are not allowed");
-  }
-  const auto pool = parts.front();
-  if (!((pool.front() >= 'a' && pool.front() <= 'z') || (pool.front() >= 'A' && pool.front() <= 'Z'))) {
-    return bad("the pool name must begin with a letter");
-  }
-  for (const std::string_view reserved : {"mirror", "raidz", "draid", "spare", "log"}) {
-    if (pool.starts_with(reserved) && (pool == reserved || reserved != "log")) {
-      return bad(fmt::format("\"{}\" is a reserved pool name", reserved));
-    }
-  }
-  return std::nullopt;
-}
-
-bool is_hostname(std::string_view v) {
-  if (v.empty() || v.size() > 253) return false;
-  for (const auto label : split(v, '.')) {
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-' || !all_of(label, "-")) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool is_ip_literal(std::string_view v) {
-  const std::string s(v);
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
-std::optional<std::string> check_host(std::string_view v) {
-  if (is_ip_literal(v) || is_hostname(v)) return std::nullopt;
-  if (v.find('@') != std::string_view::npos) {
-    return fmt::format("invalid host {} (put the user in ssh_user, not in the host)", show(v));
-  }
-  return fmt::format("invalid host {} (expected a host name or an IPv4/IPv6 address)", show(v));
-}
-
-std::optional<std::string> check_optional_host(std::string_view v) { return v.empty() ? std::nullopt : check_host(v); }
-
-std::optional<std::string> check_user(std::string_view v) {
-  if (!v.empty() && v.size() <= 32 && ((v.front() >= 'a' && v.front() <= 'z') || v.front() == '_')) {
-    if (std::all_of(v.begin(), v.end(), [](char c) {
-          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-        })) {
-      return std::nullopt;
-    }
-  }
-  return fmt::format("invalid user name {} (expected [a-z_][a-z0-9_.-]*)", show(v));
-}
-
-/// A local file path: safe characters only, no '..' tricks needed or allowed.
-std::optional<std::string> check_path(std::string_view v) {
-  if (v.empty()) return std::string("empty path");
-  if (v.size() > 4096) return std::string("path too long");
-  if (!all_of(v, "/._+,:@%=~-")) {
-    return fmt::format("invalid path {} (allowed: A-Z a-z 0-9 / . _ + , : @ % = ~ -)", show(v));
-  }
-  if (v.front() == '-') return fmt::format("invalid path {} (must not start with '-')", show(v));
-  return std::nullopt;
-}
-
-/// An absolute path or one starting with "~/".
-std::optional<std::string> check_abs_path(std::string_view v) {
-  if (auto err = check_path(v)) return err;
-  if (v.front() != '/' && !v.starts_with("~/"))
-    return fmt::format("path {} must be absolute or start with ~/", show(v));
-  return std::nullopt;
-}
-
-/// A directory on the box (zpool import -d): absolute, no '~' (the box's home is not ours).
-std::optional<std::string> check_abs_dir(std::string_view v) {
-  if (auto err = check_path(v)) return err;
-  if (v.front() != '/') return fmt::format("directory {} must be absolute", show(v));
-  return std::nullopt;
-}
-
-std::optional<std::string> check_optional_abs_path(std::string_view v) {
-  return v.empty() ? std::nullopt : check_abs_path(v);
-}
-
-std::optional<std::string> check_device(std::string_view v) {
-  if (v.empty()) return std::nullopt;
-  if (!v.starts_with("/dev/") || v.size() == 5 || !all_of(v, "/._+,:@=-")) {
-    return fmt::format("invalid device {} (expected a path like /dev/disk/by-id/...)", show(v));
-  }
-  for (const auto part : split(v, '/')) {
-    if (part == "..") return fmt::format("invalid device {} ('..' is not allowed)", show(v));
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> check_schedule(std::string_view v) {
-  auto parsed = parse_schedule(v);
-  if (parsed) return std::nullopt;
-  return fmt::format("invalid schedule {}: {}", show(v), parsed.error().message);
-}
-
-std::optional<std::string> check_url(std::string_view v) {
-  const bool scheme = v.starts_with("http://") || v.starts_with("https://");
-  const bool clean = std::none_of(v.begin(), v.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u <= 0x20 || u == 0x7f || c == '"' || c == '\'' || c == '`' || c == '<' || c == '>' || c == '\\';
-  });
-  if (scheme && clean && v.size() > 8 && v.size() <= 2048) return std::nullopt;
-  return fmt::format("invalid URL {} (expected http:// or https://...)", show(v));
-}
-
-std::optional<std::string> check_optional_url(std::string_view v) { return v.empty() ? std::nullopt : check_url(v); }
-
-std::optional<std::string> check_interface(std::string_view v) {
-  if (v.empty() || (v.size() <= 15 && all_of(v, "_.:@-") && v.front() != '-')) return std::nullopt;
-  return fmt::format("invalid network interface name {}", show(v));
-}
-
-std::optional<std::string> check_ntfy_topic(std::string_view v) {
-  if (v.empty() || (v.size() <= 64 && all_of(v, "_-"))) return std::nullopt;
-  return fmt::format("invalid ntfy topic {} (1-64 characters of A-Z a-z 0-9 _ -)", show(v));
-}
-
-std::optional<std::string> check_token(std::string_view v) {
-  if (std::none_of(v.begin(), v.end(), [](char c) { return c == ' ' || c == '\t'; })) return std::nullopt;
-  return std::string("must not contain blanks");
-}
-
-std::optional<std::string> check_pushover_key(std::string_view v) {
-  if (v.size() <= 64 && all_of(v, "")) return std::nullopt;
-  return std::string("invalid Pushover key (expected letters and digits)");
-}
-
-std::optional<std::string> check_email(std::string_view v) {
-  const auto at = v.find('@');
-  if (at != std::string_view::npos && at > 0 && v.size() <= 254 && all_of(v.substr(0, at), "._%+-") &&
-      is_hostname(v.substr(at + 1))) {
-    return std::nullopt;
-  }
-  return fmt::format("invalid e-mail address {}", show(v));
-}
-
-std::optional<std::string> check_bwlimit(std::string_view v) {
-  std::size_t i = 0;
-  while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
-  bool ok = i > 0;
-  if (ok && i < v.size() && v[i] == '.') {
-    const auto start = ++i;
-    while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
-    ok = i > start;
-  }
-  if (ok && i < v.size() && std::string_view("kKmMgGtT").find(v[i]) != std::string_view::npos) ++i;
-  if ((ok && i == v.size()) || v.empty()) return std::nullopt;
-  return fmt::format("invalid bandwidth limit {} (expected e.g. 500k, 10M, 1.5G)", show(v));
-}
-
-std::optional<std::string> check_identifier(std::string_view v) {
-  if (v.empty() || (v.size() <= 64 && all_of(v, "_:.-"))) return std::nullopt;
-  return fmt::format("invalid syncoid identifier {} (only A-Z a-z 0-9 _ : . -)", show(v));
-}
-
-const std::vector<std::string>& compress_methods() {
-  static const std::vector<std::string> methods{"gzip",        "pigz-fast", "pigz-slow",   "zstd-fast",
-                                                "zstdmt-fast", "zstd-slow", "zstdmt-slow", "lz4",
-                                                "xz",          "lzo",       "none"};
-  return methods;
-}
-
-std::optional<std::string> check_compress(std::string_view v) {
-  if (v.empty()) return std::nullopt;
-  const auto& m = compress_methods();
-  if (std::find(m.begin(), m.end(), v) != m.end()) return std::nullopt;
-  std::string msg = fmt::format("unknown compression {} (one of {})", show(v), join(m, ", "));
-  if (const auto hint = did_you_mean(v, m)) msg += fmt::format("; did you mean \"{}\"?", *hint);
-  return msg;
-}
-
-/// syncoid's location: an absolute path or a bare command name looked up in $PATH.
-std::optional<std::string> check_program(std::string_view v) {
-  if (!v.empty() && v.front() != '-' && all_of(v, "._+-")) return std::nullopt;
-  if (!v.empty() && v.front() == '/') return check_path(v);
-  return fmt::format("invalid program {} (an absolute path or a command name)", show(v));
-}
-
-std::optional<std::string> check_nonempty(std::string_view v) {
-  if (trim(v).empty()) return std::string("must not be empty");
-  return std::nullopt;
-}
+using namespace config_detail;
 
 // ---------------------------------------------------------------------------------------------
 // Reading values out of the YAML tree.
@@ -292,7 +40,7 @@ struct Ctx {
     return {file, m.line + 1, m.column + 1};
   }
   void add(const YAML::Mark& m, std::string path, std::string message) {
-    issues.push_back({where(m), std::move(path), std::move(message)});
+    issues.push_back({where(m), std::move(path), std::move(message), Severity::error, {}});
   }
 };
 
@@ -591,11 +339,13 @@ void read_mapping(const Field& f, const Rules<T>& rules, T& target, Scope here =
       continue;
     }
     seen_keys.insert(key);
-    const auto rule = std::find_if(rules.begin(), rules.end(), [&](const KeyRule<T>& r) { return r.name == key; });
+    const auto rule = std::find_if(rules.begin(), rules.end(), [&](const KeyRule<T>& r) {
+      return r.name == key || (r.name.ends_with('*') && key.starts_with(r.name.substr(0, r.name.size() - 1)));
+    });
     if (rule == rules.end()) {
       std::vector<std::string> candidates;
       for (const auto& r : rules) {
-        if (allowed_in(r.scope, here)) candidates.emplace_back(r.name);
+        if (allowed_in(r.scope, here) && !r.name.ends_with('*')) candidates.emplace_back(r.name);
       }
       std::string message = fmt::format("unknown key {}", show(key));
       if (const auto hint = did_you_mean(key, candidates)) message += fmt::format(" (did you mean \"{}\"?)", *hint);
@@ -954,11 +704,51 @@ void finish_job(const Field& f, Draft& d, std::size_t issues_before) {
   }
 }
 
+/// Likely mistakes spanning jobs: one box with two MACs, two jobs writing one target.
+void cross_job_warnings(Ctx& ctx, const Config& cfg, const std::map<std::string, std::string>& paths) {
+  const auto warn = [&](const Job& job, std::string_view key, std::string message) {
+    const auto p = paths.find(job.name);
+    ConfigIssue issue{job.where, fmt::format("{}.{}", p == paths.end() ? "jobs" : p->second, key), std::move(message),
+                      Severity::warning, job.name};
+    ctx.issues.push_back(std::move(issue));
+  };
+  for (std::size_t i = 0; i < cfg.jobs.size(); ++i) {
+    const Job& b = cfg.jobs[i];
+    for (std::size_t k = 0; k < i; ++k) {
+      const Job& a = cfg.jobs[k];
+      if (to_lower(a.target_host) != to_lower(b.target_host)) continue;
+      if (!a.mac_address.empty() && !b.mac_address.empty() && a.mac_address != b.mac_address && !a.wol_relay &&
+          !b.wol_relay) {
+        warn(b, "mac_address",
+             fmt::format("box {} is woken with MAC {} here but with {} by job \"{}\" (line {}); one of them is "
+                         "probably wrong",
+                         b.target_host, b.mac_address, a.mac_address, a.name, a.where.line));
+      }
+      for (const auto& pb : b.datasets) {
+        for (const auto& pa : a.datasets) {
+          if (pa.target != pb.target) continue;
+          if (pa.source == pb.source) {
+            warn(b, "target_dataset",
+                 fmt::format("copies {} to {}:{} like job \"{}\" (line {}) already does", pb.source, b.target_host,
+                             pb.target, a.name, a.where.line));
+          } else {
+            warn(b, "target_dataset",
+                 fmt::format("writes {} to {}:{}, where job \"{}\" (line {}) writes {}: each run would roll the "
+                             "other's data back",
+                             pb.source, b.target_host, pb.target, a.name, a.where.line, pa.source));
+          }
+        }
+      }
+    }
+  }
+}
+
 const Rules<Config>& top_rules() {
   static const Rules<Config> rules{
       {"settings", Scope::both, [](const Field&, Config&) {}},
       {"jobs", Scope::both, [](const Field&, Config&) {}},
       {"auth", Scope::both, [](const Field&, Config&) {}},
+      {"x-*", Scope::both, [](const Field&, Config&) {}},  // free for anchors (`x-defaults: &d`)
   };
   return rules;
 }
@@ -987,7 +777,8 @@ void read_root(Ctx& ctx, const YAML::Node& root, Config& cfg) {
     if (key == "jobs" && !jobs_node) jobs_node.emplace(kv.second);
     if (key == "auth") {
       cfg.notices.push_back(ConfigIssue{ctx.where(kv.first.Mark()), "auth",
-                                        "ignored (web login of the Python Hōzō; hozo has no web interface)"}
+                                        "ignored (web login of the Python Hōzō; hozo has no web interface)",
+                                        Severity::error, {}}
                                 .to_string());
     }
   }
@@ -1014,25 +805,51 @@ void read_root(Ctx& ctx, const YAML::Node& root, Config& cfg) {
   }
   if (jobs.node().size() == 0) cfg.notices.push_back("no jobs defined");
   std::map<std::string, int> first_line;  // job name -> line of its first definition
+  std::set<std::string> duplicated;
+  std::map<std::string, std::string> paths;  // job name -> "jobs[N]"
   std::size_t index = 0;
   for (const auto& element : jobs.node()) {
-    const Field entry = jobs.item(element, index++);
+    const Field entry = jobs.item(element, index);
+    const std::string fallback_label = entry.path();
+    ++index;
     if (!element.IsMap()) {
       entry.error(fmt::format("expected a job mapping (name, source_dataset, ...), got {}", kind_name(element)));
+      ctx.issues.back().job = fallback_label;
+      cfg.broken_jobs.push_back({fallback_label, ctx.where(element.Mark()), {}});
       continue;
     }
     Draft d = base;
+    d.job.index = index - 1;
     const auto issues_before = ctx.issues.size();
     read_mapping(entry, job_rules(), d, Scope::job, &d.present);
     finish_job(entry, d, issues_before);
     if (!d.job.name.empty()) {
       const auto [it, inserted] = first_line.emplace(d.job.name, d.job.where.line);
       if (!inserted) {
-        entry.error(fmt::format("duplicate job name {} (first defined at line {})", show(d.job.name), it->second));
+        entry.error(fmt::format("duplicate job name {} (first defined at line {}); both entries are unusable",
+                                show(d.job.name), it->second));
+        duplicated.insert(d.job.name);
       }
     }
-    cfg.jobs.push_back(std::move(d.job));
+    const std::string label = d.job.name.empty() ? fallback_label : d.job.name;
+    for (auto i = issues_before; i < ctx.issues.size(); ++i) ctx.issues[i].job = label;
+    if (ctx.issues.size() != issues_before) {
+      cfg.broken_jobs.push_back({label, d.job.where, {}});
+    } else {
+      paths[d.job.name] = fallback_label;
+      cfg.jobs.push_back(std::move(d.job));
+    }
   }
+  // A name defined twice: neither entry runs (which one was meant is anyone's guess).
+  for (auto it = cfg.jobs.begin(); it != cfg.jobs.end();) {
+    if (duplicated.contains(it->name)) {
+      cfg.broken_jobs.push_back({it->name, it->where, {}});
+      it = cfg.jobs.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  cross_job_warnings(ctx, cfg, paths);
 }
 
 /// Thrown by ParseWatch to stop a parse that does not make progress.
@@ -1101,6 +918,60 @@ bool check_stream(Ctx& ctx, const std::string& text) {
   return true;
 }
 
+/// Resolves YAML merge keys (`<<: *anchor` or `<<: [*a, *b]`, YAML 1.1), which yaml-cpp 0.7
+/// leaves as a plain "<<" key: the merged mappings' entries are added where the mapping does not
+/// set the key itself (earlier mappings in a list win). The nodes are shared, so every value keeps
+/// its line and column. False (with an issue) when a "<<" value is not a mapping or a list of them.
+bool resolve_merge_keys(Ctx& ctx, YAML::Node node, int depth = 0) {
+  if (depth > 64) {
+    ctx.add(node.Mark(), "", "nested too deeply (more than 64 levels of merge keys or collections)");
+    return false;
+  }
+  if (node.IsSequence()) {
+    for (auto element : node) {
+      if (!resolve_merge_keys(ctx, element, depth + 1)) return false;
+    }
+    return true;
+  }
+  if (!node.IsMap()) return true;
+  std::optional<YAML::Node> merge_key;
+  std::optional<YAML::Node> merge_value;
+  for (auto kv : node) {
+    if (kv.first.IsScalar() && kv.first.Scalar() == "<<" && kv.first.Tag() != "!" && !merge_key) {
+      merge_key.emplace(kv.first);
+      merge_value.emplace(kv.second);
+    } else if (!resolve_merge_keys(ctx, kv.second, depth + 1)) {
+      return false;
+    }
+  }
+  if (!merge_key) return true;
+  std::vector<YAML::Node> sources;
+  if (merge_value->IsMap()) {
+    sources.push_back(*merge_value);
+  } else if (merge_value->IsSequence()) {
+    for (auto element : *merge_value) sources.push_back(element);
+  }
+  if (sources.empty() || std::any_of(sources.begin(), sources.end(), [](const YAML::Node& n) { return !n.IsMap(); })) {
+    ctx.add(merge_value->Mark(), "<<",
+            "a merge key takes a mapping or a list of mappings (e.g. <<: *defaults, with &defaults on a mapping)");
+    return false;
+  }
+  std::set<std::string> present;
+  for (auto kv : node) {
+    if (kv.first.IsScalar() && !kv.first.is(*merge_key)) present.insert(kv.first.Scalar());
+  }
+  node.remove(*merge_key);
+  for (auto& source : sources) {
+    if (!resolve_merge_keys(ctx, source, depth + 1)) return false;
+    for (auto kv : source) {
+      if (!kv.first.IsScalar() || present.contains(kv.first.Scalar())) continue;
+      present.insert(kv.first.Scalar());
+      node.force_insert(kv.first, kv.second);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -1108,7 +979,8 @@ bool check_stream(Ctx& ctx, const std::string& text) {
 // ---------------------------------------------------------------------------------------------
 
 std::string ConfigIssue::to_string() const {
-  std::string out = where.file.empty() ? std::string("<config>") : where.file;
+  std::string out = severity == Severity::warning ? "warning: " : "";
+  out += where.file.empty() ? std::string("<config>") : where.file;
   if (where.line > 0) out += fmt::format(":{}:{}", where.line, where.column);
   out += ": ";
   if (!path.empty()) out += path + ": ";
@@ -1116,41 +988,68 @@ std::string ConfigIssue::to_string() const {
   return out;
 }
 
+const char* to_string(Severity s) { return s == Severity::warning ? "warning" : "error"; }
+
 const Job* Config::find_job(std::string_view name) const {
   const auto it = std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return j.name == name; });
   return it == jobs.end() ? nullptr : &*it;
 }
 
+const BrokenJob* Config::find_broken(std::string_view name) const {
+  const auto it = std::find_if(broken_jobs.begin(), broken_jobs.end(), [&](const BrokenJob& j) { return j.name == name; });
+  return it == broken_jobs.end() ? nullptr : &*it;
+}
+
 Result<Config> parse_config(std::string_view yaml_text, const std::string& file_name,
-                            std::vector<ConfigIssue>* issues_out) {
+                            std::vector<ConfigIssue>* issues_out, JobErrors job_errors) {
   Ctx ctx;
   ctx.file = file_name;
   Config cfg;
   cfg.path = file_name;
   try {
     const std::string text(yaml_text);
-    if (check_stream(ctx, text)) read_root(ctx, YAML::Load(text), cfg);
+    if (check_stream(ctx, text)) {
+      YAML::Node root = YAML::Load(text);
+      if (resolve_merge_keys(ctx, root)) read_root(ctx, root, cfg);
+    }
   } catch (const YAML::Exception& e) {
     ctx.add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
   } catch (const std::exception& e) {
     ctx.add(YAML::Mark::null_mark(), "", fmt::format("cannot read the configuration: {}", e.what()));
   }
-  std::stable_sort(ctx.issues.begin(), ctx.issues.end(), [](const ConfigIssue& a, const ConfigIssue& b) {
+  std::vector<ConfigIssue> errors;
+  std::vector<ConfigIssue> warnings;
+  for (auto& issue : ctx.issues) (issue.severity == Severity::error ? errors : warnings).push_back(std::move(issue));
+  const auto by_position = [](const ConfigIssue& a, const ConfigIssue& b) {
     return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
-  });
-  if (issues_out != nullptr) *issues_out = ctx.issues;
-  if (!ctx.issues.empty()) {
+  };
+  std::stable_sort(errors.begin(), errors.end(), by_position);
+  std::stable_sort(warnings.begin(), warnings.end(), by_position);
+  if (issues_out != nullptr) {
+    *issues_out = errors;
+    issues_out->insert(issues_out->end(), warnings.begin(), warnings.end());
+  }
+  const bool global_error =
+      std::any_of(errors.begin(), errors.end(), [](const ConfigIssue& i) { return i.job.empty(); });
+  if (!errors.empty() && (job_errors == JobErrors::fail || global_error)) {
     std::vector<std::string> lines;
-    lines.reserve(ctx.issues.size());
-    for (const auto& issue : ctx.issues) lines.push_back(issue.to_string());
+    lines.reserve(errors.size());
+    for (const auto& issue : errors) lines.push_back(issue.to_string());
     return Error{join(lines, "\n"), ExitCode::config};
   }
+  for (auto& broken : cfg.broken_jobs) {
+    for (const auto& issue : errors) {
+      if (issue.job == broken.name) broken.issues.push_back(issue);
+    }
+  }
+  cfg.warnings = std::move(warnings);
   return cfg;
 }
 
-Result<Config> load_config(const std::filesystem::path& path, std::vector<ConfigIssue>* issues_out) {
+Result<Config> load_config(const std::filesystem::path& path, std::vector<ConfigIssue>* issues_out,
+                           JobErrors job_errors) {
   const auto fail = [&](std::string message) -> Result<Config> {
-    ConfigIssue issue{{path.string(), 0, 0}, "", std::move(message)};
+    ConfigIssue issue{{path.string(), 0, 0}, "", std::move(message), Severity::error, {}};
     if (issues_out != nullptr) *issues_out = {issue};
     return Error{issue.to_string(), ExitCode::config};
   };
@@ -1159,7 +1058,7 @@ Result<Config> load_config(const std::filesystem::path& path, std::vector<Config
   if (std::filesystem::is_directory(path, ec)) return fail("is a directory, not a config file");
   auto text = read_file(path);
   if (!text) return fail(text.error().message);
-  return parse_config(*text, path.string(), issues_out);
+  return parse_config(*text, path.string(), issues_out, job_errors);
 }
 
 std::filesystem::path default_config_path() {
@@ -1182,149 +1081,6 @@ std::vector<std::string> known_job_keys() {
   add_block("notifications", notification_rules());
   add_block("notifications.smtp", smtp_rules());
   return keys;
-}
-
-std::string example_config() {
-  // Keep byte-identical with examples/hozo.yaml (a unit test compares them).
-  return R"HOZO_YAML(# Hōzō (hozo) configuration: annotated example.
-#
-# Where hozo looks for it: -c/--config, else $HOZO_CONFIG, else /etc/hozo/hozo.yaml (as root)
-# or ~/.config/hozo/config.yaml. Check a file with:  hozo config validate
-#
-# The format is compatible with the Python Hōzō (settings: + jobs:, `source` and
-# `broadcast_ip` aliases, "daily HH:MM" / "weekly <Day> HH:MM" schedules). Keys marked
-# (ext) are hozo extensions. Defaults are shown; a commented-out line shows the default.
-#
-# Inheritance: every key in settings: (except history and log_keep) is a default for all
-# jobs; a job's own value wins. Nested blocks (notifications, smtp, syncoid, wol_relay,
-# agent) merge key by key, so a job can change one notification setting and keep the rest.
-#
-# Values:
-#   durations  plain seconds (90) or with units: 90s, 5m, 6h, 1d, 1h30m
-#   `key:` or `key: ~` means "not set": the default (or the settings: value) applies
-#   secrets    every secret `x` has a twin `x_file` that reads the value from a file (one
-#              line; the trailing newline is stripped). A relative path is looked up in
-#              $CREDENTIALS_DIRECTORY (systemd LoadCredential=). Give x or x_file, not both.
-
-settings:
-  ssh_user: root                # user on the backup box
-  ssh_timeout: 120              # how long to wait for the box to boot and answer SSH
-  # ssh_port: 22
-  # ssh_key: ~/.ssh/id_ed25519  # identity file; default: the usual ~/.ssh/id_* files
-  # ssh_connect_timeout: 10     # (ext) per connection attempt and per remote read
-  # known_hosts: /var/lib/hozo/known_hosts  # (ext) default: /var/lib/hozo/known_hosts as root, else ~/.ssh/known_hosts
-  # host_key_policy: strict     # (ext) strict | accept-new (trust an unknown key once); a changed key always fails
-  # retries: 3                  # syncoid attempts after the first failure (0..100)
-  # retry_delay: 60             # pause between attempts
-  # no_privilege_elevation: false  # passed to syncoid as --no-privilege-elevation
-  # shutdown_after: true        # power the box off when done
-  # shutdown_command: "shutdown -h now"  # (ext) run on the box over SSH
-  # shutdown_only_if_woken: true  # (ext) leave a box alone that was already running
-  # host_sharing: concurrent    # (ext) jobs for the same box: concurrent | wait (one after another)
-  # host_lock_timeout: 1h       # (ext) how long host_sharing: wait waits for the box
-  # target_pool_import: true    # (ext) `zpool import` the target pool when it is not imported
-  # target_pool_import_dirs: [/dev/disk/by-id]  # (ext) where zpool import looks (-d); default: zpool's own
-  # wol_broadcast: 255.255.255.255  # alias: broadcast_ip
-  # wol_port: 9                 # (ext) UDP port of the magic packet
-  # wol_interface: eth0         # (ext) send from this interface
-  # wol_repeat: 3               # (ext) magic packets per wake attempt (1..100)
-  # wol_password: "01:02:03:04:05:06"  # (ext) SecureOn password (or wol_password_file)
-  # disk_spinup_timeout: 90     # how long backup_device may take to appear and spin up
-  history: 50                   # (ext) runs remembered per job in the state file (1..10000)
-  log_keep: 20                  # (ext) run logs kept per job (1..10000)
-
-  syncoid:                      # (ext) how syncoid is run
-    path: syncoid               # absolute path or a command name in $PATH
-    compress: lz4               # gzip, pigz-fast, pigz-slow, zstd-fast, zstdmt-fast, zstd-slow,
-                                # zstdmt-slow, lz4, xz, lzo, none; default: syncoid's own
-    # source_bwlimit: 50M       # e.g. 500k, 10M, 1.5G
-    # target_bwlimit: 50M
-    # identifier: offsite       # --identifier, keeps sync snapshots of several targets apart
-    # exclude: ["tank/data/tmp"]  # regular expressions of datasets to skip
-    # create_bookmark: false
-    # no_sync_snap: false
-    # sendoptions: "w"          # one line each, passed to syncoid as given
-    # recvoptions: "u"
-    # extra_args: ["--no-rollback"]  # more syncoid arguments, one list item per argument
-    timeout: 24h                # a sync running longer than this is killed
-
-  notifications:
-    # notify_on: [success, failure]  # (ext) which outcomes are reported
-    ntfy_topic: hozo-example-topic   # empty: ntfy off
-    # ntfy_server: https://ntfy.sh   # (ext)
-    # ntfy_token_file: ntfy-token    # (ext) access token (or ntfy_token)
-    # pushover_token: ...            # empty: Pushover off (or pushover_token_file)
-    # pushover_user: ...             # (or pushover_user_file)
-    # pushover_url: https://api.pushover.net/1/messages.json  # (ext)
-    # healthchecks_url: https://hc-ping.com/00000000-0000-0000-0000-000000000000  # (ext) /start and /fail are appended
-    # webhook_url: https://hooks.example.com/hozo  # (ext) receives the run result as JSON
-    # timeout: 10                    # (ext) per notification request
-    smtp:                            # remove the block (or set host: "") to switch e-mail off
-      host: smtp.example.com
-      port: 587
-      user: backup@example.com
-      # password: ...                # or password_file (ext)
-      from_addr: backup@example.com
-      to_addr: admin@example.com     # one address or a list
-      use_tls: true                  # STARTTLS (smtps on port 465)
-
-# Schedules (shown as the next run by `hozo jobs list`; "" or no schedule: manual runs only;
-# put the equivalent OnCalendar= in a hozo@NAME.timer or the cron form in a crontab):
-#   "daily 03:00", "weekly Sunday 03:00"  the Python Hōzō forms; times are UTC
-#   "30 2 * * 1-5"                        5-field cron (local time)
-#   "Mon..Fri *-*-* 02:30", "Sun 03:00", "daily", "*-*-* 03:00:00 UTC"  systemd OnCalendar
-
-jobs:
-  # The Python Hōzō form: one dataset per job.
-  - name: tank-data              # 1-64 of A-Z a-z 0-9 _ . - (used in file and unit names)
-    description: Photos and documents
-    source_dataset: tank/data    # alias: source
-    target_dataset: backup/tank-data
-    target_host: 192.0.2.10      # host name or IPv4/IPv6 address
-    mac_address: "00:11:22:33:44:55"  # required unless the job sets wol: false
-    recursive: true              # include child datasets
-    wol_broadcast: 192.0.2.255
-    schedule: "weekly Sunday 03:00"
-    backup_device: /dev/disk/by-id/ata-EXAMPLE-DISK-0001  # wait for this disk before syncing
-    disk_spinup_timeout: 90
-
-  # hozo extensions: several datasets, a wake-up relay, per-job overrides.
-  - name: offsite-vms
-    description: VMs and home directories, woken through a relay on the remote LAN
-    datasets:                    # instead of source_dataset/target_dataset
-      - source: tank/vms
-        target: backup/vms
-      - source: tank/home
-        target: backup/home
-        recursive: false         # default: the job's recursive
-    target_host: backup.example.com
-    ssh_port: 2222
-    mac_address: "00-11-22-33-44-66"
-    schedule: "Mon..Fri *-*-* 02:30"
-    wol_relay:                   # (ext) an always-on host next to the box sends the packet
-      host: 198.51.100.7
-      user: pi
-      port: 22
-      # ssh_key: /etc/hozo/relay_key
-      command: [wakeonlan, -i, "{broadcast}", -p, "{port}", "{mac}"]
-    host_sharing: wait
-    # agent:                     # (ext) backupd on the box
-    #   url: http://198.51.100.8:9999
-    #   token_file: backupd-token
-    notifications:
-      notify_on: [failure]       # only this key changes; the rest comes from settings
-    syncoid:
-      source_bwlimit: 20M
-
-  # A box that is always on (or woken some other way): no Wake-on-LAN, no shutdown.
-  - name: nas-mirror
-    source: tank/media
-    target_dataset: vault/media
-    target_host: nas.example.com
-    wol: false                   # (ext) no magic packet; mac_address may be left out
-    shutdown_after: false
-    schedule: ""                 # manual runs only
-)HOZO_YAML";
 }
 
 }  // namespace hozo

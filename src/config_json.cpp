@@ -48,6 +48,16 @@ nlohmann::ordered_json notifications_json(const NotificationSettings& n) {
 
 }  // namespace
 
+nlohmann::json issue_json(const ConfigIssue& issue) {
+  return {{"file", issue.where.file},
+          {"line", issue.where.line > 0 ? nlohmann::json(issue.where.line) : nlohmann::json(nullptr)},
+          {"column", issue.where.column > 0 ? nlohmann::json(issue.where.column) : nlohmann::json(nullptr)},
+          {"path", issue.path},
+          {"message", issue.message},
+          {"severity", to_string(issue.severity)},
+          {"job", issue.job.empty() ? nlohmann::json(nullptr) : nlohmann::json(issue.job)}};
+}
+
 const char* to_string(HostKeyPolicy p) { return p == HostKeyPolicy::strict ? "strict" : "accept-new"; }
 const char* to_string(HostSharing s) { return s == HostSharing::concurrent ? "concurrent" : "wait"; }
 const char* to_string(NotifyOn n) { return n == NotifyOn::success ? "success" : "failure"; }

@@ -21,13 +21,36 @@ struct SourceLocation {
   int column = 0;
 };
 
+/// How bad a configuration issue is: errors make the file (or one job) unusable, warnings do not.
+enum class Severity { error, warning };
+
 /// One configuration problem: "FILE:LINE:COL: jobs[2].mac_address: invalid MAC "zz:..."".
 struct ConfigIssue {
   SourceLocation where;
   std::string path;     ///< dotted key path, e.g. "jobs[2].mac_address"
   std::string message;  ///< what is wrong (and a did-you-mean hint where there is one)
-  /// The line printed to the user.
+  Severity severity = Severity::error;
+  /// The job the issue belongs to (its name, or "jobs[N]" when it has no valid name); empty for
+  /// problems of the file as a whole (syntax, settings:, the jobs: list itself).
+  std::string job;
+  /// The line printed to the user ("warning: " in front of warnings).
   [[nodiscard]] std::string to_string() const;
+};
+
+/// "error" / "warning".
+const char* to_string(Severity s);
+
+/// What parse_config does with errors inside a job entry.
+enum class JobErrors {
+  fail,    ///< any error fails the whole file (`hozo config validate`)
+  isolate  ///< the job is left out of Config::jobs and listed in Config::broken_jobs
+};
+
+/// A job entry that cannot be used because of errors in it (JobErrors::isolate).
+struct BrokenJob {
+  std::string name;  ///< the job's name, or "jobs[N]" when it has no valid name
+  SourceLocation where;
+  std::vector<ConfigIssue> issues;
 };
 
 /// How an unknown SSH host key is treated (a changed key always fails).
@@ -109,6 +132,7 @@ struct Job {
   std::string name;
   std::string description;
   SourceLocation where;  ///< position of the job entry in the file
+  std::size_t index = 0;  ///< position in the jobs: list (0-based, as in "jobs[2].mac_address")
 
   std::vector<DatasetPair> datasets;  ///< from source/target_dataset or datasets:
 
@@ -156,22 +180,29 @@ struct Config {
   std::filesystem::path path;
   std::vector<Job> jobs;
   std::vector<std::string> notices;  ///< non-fatal remarks (e.g. "auth: block ignored")
+  std::vector<ConfigIssue> warnings;  ///< likely mistakes that do not stop a run (same box, other MAC)
+  std::vector<BrokenJob> broken_jobs;  ///< job entries with errors (JobErrors::isolate only)
   std::size_t history_limit = 50;    ///< settings.history
   std::size_t log_keep = 20;         ///< settings.log_keep: run logs kept per job
 
   /// The job with this name, or nullptr.
   [[nodiscard]] const Job* find_job(std::string_view name) const;
+  /// The broken job entry with this name, or nullptr.
+  [[nodiscard]] const BrokenJob* find_broken(std::string_view name) const;
 };
 
 /// Parses and validates YAML text. `file_name` is used in messages only.
-/// On failure the Error (code 78) lists every issue, one per line; `issues_out` (if given)
-/// receives them structured. Never touches the network; reads only *_file secrets
+/// On failure the Error (code 78) lists every error, one per line; `issues_out` (if given)
+/// receives them structured, followed by the warnings. With JobErrors::isolate only errors
+/// outside job entries fail; a job with errors goes to Config::broken_jobs. YAML merge keys
+/// (`<<: *anchor`) are resolved. Never touches the network; reads only *_file secrets
 /// (relative paths resolve against $CREDENTIALS_DIRECTORY when set).
 Result<Config> parse_config(std::string_view yaml_text, const std::string& file_name,
-                            std::vector<ConfigIssue>* issues_out = nullptr);
+                            std::vector<ConfigIssue>* issues_out = nullptr, JobErrors job_errors = JobErrors::fail);
 
 /// Reads and validates a config file.
-Result<Config> load_config(const std::filesystem::path& path, std::vector<ConfigIssue>* issues_out = nullptr);
+Result<Config> load_config(const std::filesystem::path& path, std::vector<ConfigIssue>* issues_out = nullptr,
+                           JobErrors job_errors = JobErrors::fail);
 
 /// The path used when -c/--config and HOZO_CONFIG are absent:
 /// /etc/hozo/hozo.yaml as root, else ~/.config/hozo/config.yaml.

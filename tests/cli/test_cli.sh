@@ -23,7 +23,9 @@ hozo() { # runs hozo (offline when possible); sets RC, OUT, ERR
 expect_rc() { # WHAT EXPECTED
   if [[ $RC == "$2" ]]; then ok "$1 (exit $RC)"; else bad "$1: expected exit $2, got $RC; stderr: $ERR"; fi
 }
-mkdir -p "$work/home"
+mkdir -p "$work/home/.ssh"
+# The default identity a run would use (config validate and --dry-run check it offline).
+ssh-keygen -q -t ed25519 -N '' -f "$work/home/.ssh/id_ed25519" >/dev/null
 
 # --- malformed configs: exit 78 and the right field or reason named ---------------------------
 n=0
@@ -105,13 +107,15 @@ expect_rc "missing config" 78
 
 # --- state file: status, corrupt file moved aside -----------------------------------------------
 hozo -c "$work/secret.yaml" --state "$work/s4/state.json" status
-expect_rc "status without a state file" 0
+expect_rc "status with a --state file that does not exist" 2
+[[ ! -e $work/s4 ]] && ok "status created no directory" || bad "status created $work/s4"
 mkdir -p "$work/s5"
 printf '{"format": "hozo-state", "jobs": {"data": [' >"$work/s5/state.json"
 hozo -c "$work/secret.yaml" --state "$work/s5/state.json" status data
 expect_rc "status with a corrupt state file" 0
 ls "$work/s5" | grep -q 'state.json.corrupt-' && ok "corrupt state moved aside" || bad "corrupt file not moved: $(ls "$work/s5")"
 [[ $ERR == *corrupt* ]] && ok "corrupt state warned about" || bad "no warning: $ERR"
+printf '{"format": "hozo-state", "jobs": {"data": [' >"$work/s5/state.json"
 hozo -c "$work/secret.yaml" --state "$work/s5/state.json" --json status
 "${PYTHON:-/usr/bin/python3}" -c 'import json,sys; json.loads(sys.argv[1])' "$OUT" && ok "status --json is JSON" || bad "status --json: $OUT"
 

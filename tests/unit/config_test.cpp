@@ -113,8 +113,10 @@ TEST(ConfigExample, ValidatesCleanlyAndShowsTheFeatures) {
   EXPECT_EQ(data->datasets.size(), 1U);
   EXPECT_EQ(data->wol_broadcast, "192.0.2.255");
   EXPECT_EQ(data->syncoid.compress, "lz4");  // from settings
-  ASSERT_TRUE(data->notifications.smtp.has_value());
-  EXPECT_EQ(data->notifications.smtp->to_addr, std::vector<std::string>{"admin@example.com"});
+  // Nothing is sent anywhere until the user sets a channel up (issue #16), and no fake disk is waited for.
+  EXPECT_FALSE(data->notifications.smtp.has_value());
+  EXPECT_TRUE(data->notifications.ntfy_topic.empty());
+  EXPECT_TRUE(data->backup_device.empty());
 
   const Job* vms = cfg.find_job("offsite-vms");
   ASSERT_NE(vms, nullptr);
@@ -127,7 +129,7 @@ TEST(ConfigExample, ValidatesCleanlyAndShowsTheFeatures) {
   ASSERT_TRUE(vms->wol_relay.has_value());
   EXPECT_EQ(vms->wol_relay->user, "pi");
   EXPECT_EQ(vms->notifications.notify_on, std::vector<NotifyOn>{NotifyOn::failure});
-  EXPECT_EQ(vms->notifications.ntfy_topic, "hozo-example-topic");  // merged key by key
+  EXPECT_TRUE(vms->notifications.ntfy_topic.empty());
   EXPECT_EQ(vms->syncoid.source_bwlimit, "20M");
   EXPECT_EQ(vms->syncoid.compress, "lz4");
 
@@ -882,4 +884,116 @@ TEST(ConfigRobustness, HostileInputNeverThrows) {
       }
     }) << printable(in.substr(0, 60));
   }
+}
+
+// --- issue #16: first hour ------------------------------------------------------------------------
+
+TEST(ConfigFirstHour, DottedNumbersMustBeValidIpv4) {
+  const auto with = [](std::string_view key, std::string_view value) {
+    return config({fmt::format("{}: {}", key, value)});
+  };
+  for (const auto* bad : {"192.0.2.300", "192.0.2", "1.2.3.4.5", "256.1.1.1", "01.2.3.4.5"}) {
+    auto text = config();
+    text.replace(text.find("192.0.2.10"), 10, bad);
+    EXPECT_CONTAINS(parse_error(text), "jobs[0].target_host: invalid IPv4 address");
+  }
+  EXPECT_CONTAINS(parse_error(with("wol_broadcast", "192.0.2.256")), "jobs[0].wol_broadcast: invalid IPv4 address");
+  EXPECT_TRUE(parse_config(with("wol_broadcast", "192.0.2.255"), "t").ok());
+  EXPECT_TRUE(parse_config(with("wol_broadcast", "1und1.example.com"), "t").ok());  // a host name with digits
+}
+
+TEST(ConfigFirstHour, MacsOfNoNetworkCardAreRefused) {
+  const auto with_mac = [](const char* mac) {
+    auto text = config();
+    text.replace(text.find("00:11:22:33:44:55"), 17, mac);
+    return text;
+  };
+  EXPECT_CONTAINS(parse_error(with_mac("ff:ff:ff:ff:ff:ff")), "broadcast address");
+  EXPECT_CONTAINS(parse_error(with_mac("FF-FF-FF-FF-FF-FF")), "broadcast address");
+  EXPECT_CONTAINS(parse_error(with_mac("01:00:5e:00:00:01")), "multicast");
+  EXPECT_CONTAINS(parse_error(with_mac("33:33:00:00:00:01")), "multicast");
+  EXPECT_CONTAINS(parse_error(with_mac("00:00:00:00:00:00")), "all zeros");
+  EXPECT_TRUE(parse_config(with_mac("02:00:00:00:00:01"), "t").ok());  // locally administered unicast is fine
+}
+
+TEST(ConfigFirstHour, AJobWithErrorsIsIsolatedWhenAsked) {
+  const std::string text = lines({"jobs:", "  - name: good", "    source: tank/a", "    target_dataset: backup/a",
+                                  "    target_host: 192.0.2.10", "    mac_address: \"00:11:22:33:44:55\"",
+                                  "  - name: bad", "    source: tank/b", "    target_dataset: backup/b",
+                                  "    target_host: 192.0.2.10", "    mac_address: \"00:11:22:33:44\""});
+  EXPECT_FALSE(parse_config(text, "t").ok());  // JobErrors::fail (config validate)
+  std::vector<ConfigIssue> issues;
+  auto r = parse_config(text, "t", &issues, JobErrors::isolate);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->jobs.size(), 1U);
+  EXPECT_EQ(r->jobs[0].name, "good");
+  ASSERT_EQ(r->broken_jobs.size(), 1U);
+  EXPECT_EQ(r->broken_jobs[0].name, "bad");
+  ASSERT_EQ(r->broken_jobs[0].issues.size(), 1U);
+  EXPECT_EQ(r->broken_jobs[0].issues[0].path, "jobs[1].mac_address");
+  EXPECT_EQ(r->broken_jobs[0].issues[0].where.line, 11);
+  ASSERT_EQ(issues.size(), 1U);
+  EXPECT_EQ(issues[0].job, "bad");
+  // An error in settings: is global and still fails.
+  EXPECT_FALSE(parse_config("settings:\n  ssh_port: 0\n" + text, "t", nullptr, JobErrors::isolate).ok());
+  // A job without a valid name is named by its position.
+  auto unnamed = parse_config(config() + lines({"  - name: \"bad name\"", "    source: tank/c"}), "t", nullptr,
+                              JobErrors::isolate);
+  ASSERT_TRUE(unnamed.ok());
+  ASSERT_EQ(unnamed->broken_jobs.size(), 1U);
+  EXPECT_EQ(unnamed->broken_jobs[0].name, "jobs[1]");
+}
+
+TEST(ConfigFirstHour, DuplicateNamesMakeBothEntriesUnusable) {
+  auto r = parse_config(config() + lines({"  - name: data", "    source: tank/x", "    target_dataset: backup/x",
+                                          "    target_host: 192.0.2.11", "    wol: false"}),
+                        "t", nullptr, JobErrors::isolate);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->jobs.empty());
+  EXPECT_EQ(r->broken_jobs.size(), 2U);
+}
+
+TEST(ConfigFirstHour, CrossJobWarnings) {
+  std::vector<ConfigIssue> issues;
+  auto r = parse_config(config() + lines({"  - name: other", "    source: tank/data", "    target_dataset: backup/data",
+                                          "    target_host: 192.0.2.10", "    mac_address: \"00:11:22:33:44:66\""}),
+                        "t", &issues);
+  ASSERT_TRUE(r.ok()) << r.error().message;  // warnings do not fail
+  ASSERT_EQ(r->warnings.size(), 2U);
+  EXPECT_EQ(r->warnings[0].severity, Severity::warning);
+  EXPECT_CONTAINS(r->warnings[0].to_string(), "warning: t:7:5: jobs[1].mac_address: box 192.0.2.10 is woken with MAC");
+  EXPECT_CONTAINS(r->warnings[1].message, "like job \"data\"");
+  EXPECT_EQ(issues.size(), 2U);
+}
+
+TEST(ConfigFirstHour, MergeKeysKeepLinesAndLocalKeysWin) {
+  const std::string text = lines({"x-box: &box",                        // 1
+                                  "  target_host: 192.0.2.10",          // 2
+                                  "  mac_address: \"00:11:22:33:44:55\"",  // 3
+                                  "  ssh_port: 2222",                   // 4
+                                  "x-bad: &bad",                        // 5
+                                  "  retries: 1000",                    // 6
+                                  "jobs:",                              // 7
+                                  "  - <<: *box",                       // 8
+                                  "    name: a",                        // 9
+                                  "    source: tank/a",                 // 10
+                                  "    target_dataset: backup/a",       // 11
+                                  "    ssh_port: 22",                   // 12
+                                  "  - <<: [*bad, *box]",               // 13
+                                  "    name: b",                        // 14
+                                  "    source: tank/b",                 // 15
+                                  "    target_dataset: backup/b"});
+  std::vector<ConfigIssue> issues;
+  auto r = parse_config(text, "m.yaml", &issues, JobErrors::isolate);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const Job* a = r->find_job("a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->target_host, "192.0.2.10");
+  EXPECT_EQ(a->ssh_port, 22);  // the job's own key wins over the merged one
+  ASSERT_EQ(r->broken_jobs.size(), 1U);
+  ASSERT_EQ(r->broken_jobs[0].issues.size(), 1U);
+  EXPECT_EQ(r->broken_jobs[0].issues[0].to_string(), "m.yaml:6:12: jobs[1].retries: \"1000\" is out of range (0..100)");
+  EXPECT_CONTAINS(parse_error("jobs:\n  - <<: 5\n    name: a\n"), "a merge key takes a mapping");
+  // A quoted "<<" is an ordinary (unknown) key.
+  EXPECT_CONTAINS(parse_error(config({"\"<<\": 1"})), "unknown key \"<<\"");
 }
