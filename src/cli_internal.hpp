@@ -76,6 +76,9 @@ std::vector<const Job*> select_jobs(const Config& config, const std::vector<std:
 /// `hozo restore`: pull a backup back from the box (src/cli_restore.cpp).
 void add_restore_command(CLI::App& app, Globals& g, Action& action);
 
+/// `hozo recover`: clean up after a hard-killed run (src/cli_recover.cpp).
+void add_recover_command(CLI::App& app, Globals& g, Action& action);
+
 /// Pretty-printed JSON on stdout.
 void print_json(const nlohmann::json& j);
 

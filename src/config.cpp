@@ -867,6 +867,7 @@ const Rules<Draft>& job_rules() {
        [](const Field& f, Draft& d) { f.string(d.job.shutdown_command, check_nonempty); }},
       {"shutdown_only_if_woken", Scope::both,
        [](const Field& f, Draft& d) { f.boolean(d.job.shutdown_only_if_woken); }},
+      {"hold_snapshots", Scope::both, [](const Field& f, Draft& d) { f.boolean(d.job.hold_snapshots); }},
       {"retries", Scope::both, [](const Field& f, Draft& d) { f.number(d.job.retries, 0, 100); }},
       {"retry_delay", Scope::both, [](const Field& f, Draft& d) { f.duration(d.job.retry_delay, 0, 86400); }},
       {"wol_broadcast", Scope::both, [](const Field& f, Draft& d) { f.string(d.job.wol_broadcast, check_host); },
@@ -1220,6 +1221,7 @@ settings:
   # shutdown_after: true        # power the box off when done
   # shutdown_command: "shutdown -h now"  # (ext) run on the box over SSH
   # shutdown_only_if_woken: true  # (ext) leave a box alone that was already running
+  # hold_snapshots: true        # (ext) zfs hold hozo:<job> on the last verified snapshot (keeps the chain)
   # host_sharing: concurrent    # (ext) jobs for the same box: concurrent | wait (one after another)
   # host_lock_timeout: 1h       # (ext) how long host_sharing: wait waits for the box
   # target_pool_import: true    # (ext) `zpool import` the target pool when it is not imported
