@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hozo/process.hpp"
+#include "hozo/recover.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
@@ -155,6 +156,11 @@ bool settle_woken_marker(HostLease& lease, const StateStore& state, const Job& j
         late_wake = late_wake || (r.restore_id == id && r.failed_stage == "wake" && r.woke_host);
       }
     }
+  }
+  if (!late_wake && marker_of_dead_run(**marker, state)) {
+    spdlog::info("[{}] {} was woken by {}, which died without powering it off; hozo powers it off at the end",
+                 job.name, job.target_host, id);
+    return true;
   }
   if (late_wake) {
     spdlog::info("[{}] {} is up after the wake of {} (which gave up waiting for it); hozo powers it off at the end",

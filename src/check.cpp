@@ -432,6 +432,7 @@ class Checker {
   }
 
   void local_checks();
+  void hold_check(const DatasetPair& pair);
   void wol_check();
   void host_check();
   void agent_and_disk_checks();
@@ -515,12 +516,47 @@ void Checker::local_checks() {
     } else if (out->exit_status == 0) {
       source_ok_[i] = true;
       add(name, CheckStatus::ok, fmt::format("exists{}", pair.recursive ? " (recursive)" : ""));
+      if (job_.hold_snapshots) hold_check(pair);
     } else if (mentions_missing(*out)) {
       add(name, CheckStatus::fail, fmt::format("{} does not exist on this machine", pair.source),
           fmt::format("create it, or fix the job's source in the config (`zfs list` shows what exists)"));
     } else {
       add(name, CheckStatus::fail, fmt::format("zfs list {}: {}", pair.source, output_summary(*out)));
     }
+  }
+}
+
+/// The snapshots of the source that carry user holds (`zfs list -o name,userrefs`, which zfs-fuse
+/// has too), with their tags where `zfs holds` works (OpenZFS).
+void Checker::hold_check(const DatasetPair& pair) {
+  const std::string name = "holds " + pair.source;
+  auto out = local({"zfs", "list", "-H", "-o", "name,userrefs", "-t", "snapshot", "-d", "1", pair.source});
+  if (!out || out->exit_status != 0) {
+    skip(name, fmt::format("cannot list holds: {}", out ? output_summary(*out) : out.error().message));
+    return;
+  }
+  std::vector<std::string> held;
+  for (const auto line : split_lines(out->out)) {
+    const auto fields = split(line, '\t');
+    if (fields.size() != 2 || trim(fields[1]) == "0" || trim(fields[1]) == "-") continue;
+    std::string entry(fields[0]);
+    if (auto tags = local({"zfs", "holds", "-H", entry}); tags && tags->exit_status == 0) {
+      std::vector<std::string> names;
+      for (const auto t : split_lines(tags->out)) {
+        const auto cols = split(t, '\t');
+        if (cols.size() >= 2) names.emplace_back(trim(cols[1]));
+      }
+      if (!names.empty()) entry += " (" + join(names, ", ") + ")";
+    } else {
+      entry += fmt::format(" ({} hold(s))", trim(fields[1]));
+    }
+    held.push_back(std::move(entry));
+  }
+  if (held.empty()) {
+    add(name, CheckStatus::ok,
+        fmt::format("none yet: the next verified run holds its snapshot (zfs hold hozo:{})", job_.name));
+  } else {
+    add(name, CheckStatus::ok, join(held, ", "));
   }
 }
 

@@ -448,7 +448,7 @@ class TtyReporter final : public RunReporter {
   bool progress_shown_ = false;
 };
 
-int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool all, bool dry_run) {
+int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool all, bool dry_run, bool force_rollback) {
   const auto config = load(g);
   const std::vector<const Job*> jobs = select_jobs(config, names, all);
   // --all runs the usable jobs; the broken ones still make the exit code 78.
@@ -496,6 +496,7 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
   options.cancel = &g_cancel;
   options.reporter = on_tty ? &tty : nullptr;
   options.log_keep = config.log_keep;
+  options.target_changes = force_rollback ? TargetChanges::discard : TargetChanges::as_configured;
   int exit_code = 0;
   auto results = nlohmann::json::array();
   for (const Job* job : jobs) {
@@ -880,7 +881,11 @@ int run(int argc, char** argv) {
   run->add_option("NAME", run_names, "job names");
   run->add_flag("--all", run_all, "run every job in the config, one after the other");
   run->add_flag("-n,--dry-run", dry_run, "print the plan and the exact commands; touch nothing");
-  run->callback([&] { action = [&] { return cmd_jobs_run(g, run_names, run_all, dry_run); }; });
+  bool force_rollback = false;
+  run->add_flag("--force-rollback", force_rollback,
+                "this run only: let syncoid roll the target back to the last common snapshot, discarding changes made "
+                "on the box (drops --no-rollback from syncoid's arguments)");
+  run->callback([&] { action = [&] { return cmd_jobs_run(g, run_names, run_all, dry_run, force_rollback); }; });
 
   std::string status_name;
   auto* status = app.add_subcommand("status", "last result of each job (or details of one)");
@@ -922,6 +927,7 @@ int run(int argc, char** argv) {
   add_check_command(app, g, action);
   add_init_command(app, g, action);
   add_restore_command(app, g, action);
+  add_recover_command(app, g, action);
 
   std::string notify_name;
   auto* notify_cmd = app.add_subcommand("notify", "notification channels");

@@ -87,6 +87,8 @@ void add_restore_command(CLI::App& app, Globals& g, Action& action);
 
 /// `hozo init`: the first set-up of one job (src/cli_init.cpp).
 void add_init_command(CLI::App& app, Globals& g, Action& action);
+/// `hozo recover`: clean up after a hard-killed run (src/cli_recover.cpp).
+void add_recover_command(CLI::App& app, Globals& g, Action& action);
 
 /// Pretty-printed JSON on stdout.
 void print_json(const nlohmann::json& j);

@@ -617,6 +617,7 @@ const Rules<Draft>& job_rules() {
        [](const Field& f, Draft& d) { f.string(d.job.shutdown_command, check_nonempty); }},
       {"shutdown_only_if_woken", Scope::both,
        [](const Field& f, Draft& d) { f.boolean(d.job.shutdown_only_if_woken); }},
+      {"hold_snapshots", Scope::both, [](const Field& f, Draft& d) { f.boolean(d.job.hold_snapshots); }},
       {"retries", Scope::both, [](const Field& f, Draft& d) { f.number(d.job.retries, 0, 100); }},
       {"retry_delay", Scope::both, [](const Field& f, Draft& d) { f.duration(d.job.retry_delay, 0, 86400); }},
       {"wol_broadcast", Scope::both, [](const Field& f, Draft& d) { f.string(d.job.wol_broadcast, check_host); },

@@ -45,6 +45,7 @@ settings:
   # shutdown_after: true        # power the box off when done
   # shutdown_command: "shutdown -h now"  # (ext) run on the box over SSH
   # shutdown_only_if_woken: true  # (ext) leave a box alone that was already running
+  # hold_snapshots: true        # (ext) zfs hold hozo:<job> on the last verified snapshot (keeps the chain)
   # host_sharing: concurrent    # (ext) jobs for the same box: concurrent | wait (one after another)
   # host_lock_timeout: 1h       # (ext) how long host_sharing: wait waits for the box
   # target_pool_import: true    # (ext) `zpool import` the target pool when it is not imported

@@ -100,6 +100,7 @@ nlohmann::ordered_json job_to_json(const Job& job) {
   j["shutdown_after"] = job.shutdown_after;
   j["shutdown_command"] = job.shutdown_command;
   j["shutdown_only_if_woken"] = job.shutdown_only_if_woken;
+  j["hold_snapshots"] = job.hold_snapshots;
   j["host_sharing"] = to_string(job.host_sharing);
   j["host_lock_timeout"] = job.host_lock_timeout.count();
   j["target_pool_import"] = job.target_pool_import;

@@ -8,10 +8,13 @@
 #include <spdlog/spdlog.h>
 
 #include "hozo/box.hpp"
+#include "hozo/chain.hpp"
 #include "hozo/lock.hpp"
 #include "hozo/notify.hpp"
+#include "hozo/recover.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/syncoid.hpp"
+#include "hozo/syncoid_errors.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/verify.hpp"
@@ -95,6 +98,7 @@ class Pipeline {
   std::optional<HostLease> lease_;
   std::unique_ptr<CommandRunner> remote_;
   bool box_up_ = false;  ///< the box answered on SSH during this run
+  SyncCause sync_cause_ = SyncCause::unknown;  ///< why the last syncoid failed
   std::chrono::steady_clock::time_point started_{};
   InstalledSyncoid syncoid_;  ///< found in preflight: which release the argv is built for
 };
@@ -159,6 +163,17 @@ Result<void> Pipeline::preflight(StageTiming& timing) {
     if (auto r = validate_dataset_name(pair.target); !r) return r.error();
   }
   timing.message = fmt::format("{}, {} dataset pair(s)", syncoid_.describe(), job_.datasets.size());
+  // The chain: the snapshot the box was last verified on must still be on the source, else no
+  // incremental send is possible — say so now, without waking the box.
+  if (auto js = state_.job(job_.name)) {
+    if (const RunRecord* last = last_verified_run(*js)) {
+      if (auto anchor = check_chain_anchor(sys_.local(), job_, *last, kRemoteCommandTimeout); !anchor) {
+        rec_.error_cause = std::string(to_string(SyncCause::no_common_snapshot));
+        return anchor.error();
+      }
+      timing.message += ", last verified snapshots present";
+    }
+  }
   return ok();
 }
 
@@ -175,12 +190,16 @@ Result<void> Pipeline::wake_and_wait() {
       if (lease_ && settle_woken_marker(*lease_, state_, job_)) t.message += "; woken late by an earlier run";
       return ok();
     }
-    auto sent = sys_.wake(job_);
-    if (!sent) return sent.error();
-    rec_.woke_host = true;
+    // The marker goes first: a run killed while sending must still own the box it is waking.
     if (lease_) {
       if (auto m = lease_->mark_woken(rec_.run_id); !m) spdlog::warn("[{}] {}", job_.name, m.error().message);
     }
+    auto sent = sys_.wake(job_);
+    if (!sent) {
+      if (lease_) (void)lease_->clear_woken();
+      return sent.error();
+    }
+    rec_.woke_host = true;
     t.message = job_.wol_relay ? fmt::format("wake command sent through relay {}", job_.wol_relay->host)
                                : fmt::format("{} magic packet(s) sent to {}:{}", *sent, job_.wol_broadcast, job_.wol_port);
     return ok();
@@ -234,6 +253,11 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
   const auto trust = syncoid_trust(job_);
   auto argv = build_syncoid_argv(job_, pair, trust, syncoid_.version);
   if (!argv) return argv.error();
+  if (opt_.target_changes == TargetChanges::discard) {
+    const auto before = argv->size();
+    std::erase(*argv, std::string("--no-rollback"));
+    if (argv->size() != before) spdlog::warn("[{}] --force-rollback: syncoid may discard changes on the target", job_.name);
+  }
   for (int attempt = 1;; ++attempt) {
     ++rec_.attempts;
     spdlog::info("[{}] syncoid {} -> {}:{} (attempt {}/{})", job_.name, pair.source, job_.target_host, pair.target,
@@ -241,20 +265,25 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
     spdlog::debug("[{}] running: {}", job_.name, describe_command(*argv));
     std::string stderr_tail;
     std::string stdout_tail;  // syncoid 2.1.x reports a skipped (missing) source on stdout only
+    std::string output_tail;  // both streams, for the cause: syncoid prints some CRITICAL ERRORs on stdout
     const auto on_line = [&](std::string_view prefix) {
-      return [this, prefix, &stderr_tail, &stdout_tail](std::string_view line) {
+      return [this, prefix, &stderr_tail, &stdout_tail, &output_tail](std::string_view line) {
         if (line.empty()) return;
         spdlog::debug("[{}] syncoid{}: {}", job_.name, prefix, printable(line));
         if (opt_.reporter != nullptr) opt_.reporter->transfer_line(job_.name, line);
+        const auto keep = [&](std::string& tail) {
+          tail += std::string(line) + "\n";
+          if (tail.size() > 16384) tail.erase(0, tail.size() - 16384);
+        };
         if (prefix == "!") {
-          stderr_tail += std::string(line) + "\n";
-          if (stderr_tail.size() > 16384) stderr_tail.erase(0, stderr_tail.size() - 16384);
+          keep(stderr_tail);
         } else {
           // syncoid 2.1/2.2 print some errors ("ERROR: cannot open ...") on stdout only.
-          if (line.starts_with("ERROR") || line.starts_with("CRITICAL")) stderr_tail += std::string(line) + "\n";
-          stdout_tail += std::string(line) + "\n";
-          if (stdout_tail.size() > 16384) stdout_tail.erase(0, stdout_tail.size() - 16384);
+          if (line.starts_with("ERROR") || line.starts_with("CRITICAL")) keep(stderr_tail);
+          keep(stdout_tail);
         }
+        // pv's progress lines carry no message; keep the tail for the cause free of them.
+        if (line.find_first_not_of("0123456789.,:[]<>=%/ BKMGTiEbpsETA-") != std::string_view::npos) keep(output_tail);
       };
     };
     if (syncoid_needs_start_spacing(syncoid_.version)) space_syncoid_start(state_.dir(), job_.target_host, sys_.clock());
@@ -268,8 +297,10 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
     if (result->term_signal != 0) return make_error("syncoid {}", describe_termination(*result));
     const int exit_code = syncoid_effective_exit(syncoid_.version, result->exit_code, stdout_tail, pair.source);
     if (exit_code != result->exit_code) {
-      stderr_tail += fmt::format("{} does not exist (syncoid {} skipped it and exited 0)\n", pair.source,
-                                 syncoid_.version.str());
+      const auto skipped = fmt::format("{} does not exist (syncoid {} skipped it and exited 0)\n", pair.source,
+                                       syncoid_.version.str());
+      stderr_tail += skipped;
+      output_tail += skipped;
     }
     const auto outcome = classify_syncoid_exit(exit_code, stderr_tail);
     if (outcome.status == SyncoidStatus::ok) return ok();
@@ -280,9 +311,20 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
       }
       return std::string();
     }();
-    const std::string why = fmt::format("syncoid exited with status {} ({}){}{}", outcome.exit_code, outcome.reason,
-                                        last_line.empty() ? "" : ": ", printable(last_line));
-    if (!should_retry(outcome, attempt, job_.retries)) return make_error("{}", why);
+    const auto failure = classify_syncoid_output(output_tail);
+    sync_cause_ = failure.cause;
+    const std::string exit_text = fmt::format("syncoid exited with status {} ({})", outcome.exit_code, outcome.reason);
+    std::string why;
+    if (failure.cause == SyncCause::unknown) {
+      why = fmt::format("{}{}{}", exit_text, last_line.empty() ? "" : ": ", printable(last_line));
+      if (!failure.critical.empty() && failure.critical != printable(last_line)) why += "\nsyncoid: " + failure.critical;
+    } else {
+      why = describe_cause(failure, SyncContext{job_.name, pair.source, job_.target_host, pair.target});
+      if (!failure.critical.empty()) why += "\nsyncoid: " + failure.critical;
+      if (!failure.evidence.empty() && failure.evidence != failure.critical) why += "\ncause: " + failure.evidence;
+      why += "\n" + exit_text;
+    }
+    if (!retry_can_help(failure.cause) || !should_retry(outcome, attempt, job_.retries)) return make_error("{}", why);
     spdlog::warn("[{}] {}; retrying in {}", job_.name, why,
                  format_duration(std::chrono::duration<double>(job_.retry_delay)));
     if (!sleep_cancellable(job_.retry_delay)) return interrupted_error();
@@ -292,7 +334,10 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
 Result<void> Pipeline::sync() {
   return stage("sync", [&](StageTiming& t) -> Result<void> {
     for (const auto& pair : job_.datasets) {
-      if (auto r = sync_pair(pair); !r) return r;
+      if (auto r = sync_pair(pair); !r) {
+        if (sync_cause_ != SyncCause::unknown) rec_.error_cause = std::string(to_string(sync_cause_));
+        return r;
+      }
     }
     t.message = fmt::format("{} dataset(s), {} attempt(s)", job_.datasets.size(), rec_.attempts);
     return ok();
@@ -311,10 +356,20 @@ Result<void> Pipeline::verify() {
       v.newest_target_snapshot = d.target_snapshot.empty() ? "" : d.target_dataset + "@" + d.target_snapshot;
       v.guid_match = d.match;
       v.remote_snapshot_count = static_cast<std::int64_t>(d.target_snapshot_count);
+      v.source_guid = d.source_guid;
       rec_.datasets.push_back(std::move(v));
     }
     if (!report.ok) return make_error("{}", report.error);
     t.message = fmt::format("{} dataset(s) verified", report.datasets.size());
+    if (job_.hold_snapshots) {
+      std::optional<JobState> js;
+      if (auto j = state_.job(job_.name)) js = std::move(*j);
+      const RunRecord* previous = js ? last_verified_run(*js) : nullptr;
+      const auto warnings =
+          hold_verified_snapshots(sys_.local(), *remote_, job_, rec_.datasets, previous, kRemoteCommandTimeout);
+      t.message += warnings.empty() ? fmt::format(", held ({})", hold_tag(job_))
+                                    : fmt::format(", {} hold warning(s): {}", warnings.size(), warnings.front());
+    }
     return ok();
   });
 }
@@ -387,6 +442,16 @@ void Pipeline::notify() {
 
 RunRecord Pipeline::run() {
   RunLogSink log_sink(rec_.log_file);
+  // Every child is tagged with the run id and its process group recorded in the running entry, so
+  // that `hozo recover` or the next run can kill what a hard-killed run left behind.
+  SpawnWatch watch;
+  watch.tag = rec_.run_id;
+  watch.on_spawn = [this](int pgid) {
+    if (rec_.child_pgids.size() >= 64) rec_.child_pgids.erase(rec_.child_pgids.begin());
+    rec_.child_pgids.push_back(pgid);
+    save();
+  };
+  ScopedSpawnWatch watching(watch);
   started_ = sys_.clock().steady_now();
   spdlog::info("[{}] run {} started (pid {})", job_.name, rec_.run_id, rec_.pid);
   // The healthchecks /start ping; a failure is recorded, never fatal.
@@ -431,12 +496,17 @@ RunRecord Pipeline::run() {
     rec_.outcome = RunOutcome::failed;
   }
   notify();
+  rec_.child_pgids.clear();  // all reaped by run_process
   return rec_;
 }
 
 }  // namespace
 
 Result<RunRecord> run_job(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options) {
+  // Orphans of a hard-killed run go first.
+  if (auto reaped = reap_dead_runs(state, job.name); !reaped) {
+    spdlog::warn("[{}] cannot clean up after dead runs: {}", job.name, reaped.error().message);
+  }
   auto begun = state.begin_run(job.name);
   if (!begun) return begun.error();
   RunRecord record = std::move(*begun);

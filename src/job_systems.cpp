@@ -122,6 +122,12 @@ class RealSystems final : public JobSystems {
     const auto connect_deadline = clock_.steady_now() + kPoweroffConnectTimeout;
     auto session = SshSession::connect(ssh_options_for(job));
     while (!session && session.error().code == ExitCode::unavailable && clock_.steady_now() < connect_deadline) {
+      // Refused (not timed out): the box answers but its sshd is gone, i.e. it is already going
+      // down (a killed run's shutdown was under way). The port check below decides.
+      if (session.error().message.find("onnection refused") != std::string::npos) {
+        spdlog::info("[{}] {} refuses SSH: it is already going down", job.name, job.target_host);
+        return confirm_port_closed(job, "an earlier shutdown");
+      }
       spdlog::warn("[{}] cannot reach {} to power it off ({}); retrying", job.name, job.target_host,
                    session.error().message);
       clock_.sleep_for(Millis(2000));

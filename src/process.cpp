@@ -4,7 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -160,23 +161,66 @@ std::string command_line(const std::vector<std::string>& argv) {
   return text;
 }
 
-/// RAII for the posix_spawn attribute objects.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions{};
-  posix_spawnattr_t attr{};
-  bool actions_ok = false;
-  bool attr_ok = false;
-  SpawnSetup() {
-    actions_ok = posix_spawn_file_actions_init(&actions) == 0;
-    attr_ok = posix_spawnattr_init(&attr) == 0;
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-  ~SpawnSetup() {
-    if (actions_ok) posix_spawn_file_actions_destroy(&actions);
-    if (attr_ok) posix_spawnattr_destroy(&attr);
-  }
+thread_local const SpawnWatch* t_watch = nullptr;
+
+std::map<std::string, std::optional<std::string>> with_watch_tag(std::map<std::string, std::optional<std::string>> env) {
+  if (t_watch != nullptr && !t_watch->tag.empty()) env[kRunTagVariable] = t_watch->tag;
+  return env;
+}
+
+void notify_watch(pid_t pgid) {
+  if (t_watch != nullptr && t_watch->on_spawn) t_watch->on_spawn(static_cast<int>(pgid));
+}
+
+/// What the forked child needs, prepared before fork().
+struct ChildSetup {
+  const char* exe;
+  char* const* argv;
+  char* const* envp;
+  const char* working_dir;  ///< nullptr = inherit
+  int out_fd;
+  int err_fd;
+  int exec_err_fd;  ///< close-on-exec; receives errno when anything below fails
+  pid_t parent;
 };
+
+/// The child after fork(): its own process group, SIGKILL when the parent dies, default signal
+/// dispositions and an empty mask, stdin /dev/null, the pipes on 1 and 2, nothing else open,
+/// then exec. Only async-signal-safe calls.
+[[noreturn]] void child_failed(int exec_err_fd, int err) {
+  (void)!::write(exec_err_fd, &err, sizeof err);
+  ::_exit(127);
+}
+
+[[noreturn]] void exec_child(const ChildSetup& c) {
+  const auto fail = [&c](int err) { child_failed(c.exec_err_fd, err); };
+  ::setpgid(0, 0);
+  // PR_SET_PDEATHSIG fires when the *thread* that forked us ends: run_process blocks in that
+  // thread until the child is reaped, so the thread outlives the child unless hozo itself dies.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+  if (::getppid() != c.parent) ::_exit(127);  // the parent died before prctl
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  const int devnull = ::open("/dev/null", O_RDONLY);
+  if (devnull < 0) fail(errno);
+  if (devnull != STDIN_FILENO && (::dup2(devnull, STDIN_FILENO) < 0 || ::close(devnull) != 0)) fail(errno);
+  if (::dup2(c.out_fd, STDOUT_FILENO) < 0 || ::dup2(c.err_fd, STDERR_FILENO) < 0) fail(errno);
+  // Everything else open (a library's descriptor without O_CLOEXEC) closes at exec; the error
+  // pipe stays usable until then. Kernels before 5.11 lack the flag: close all but the pipe.
+  if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    if (c.exec_err_fd > STDERR_FILENO + 1) ::close_range(STDERR_FILENO + 1, static_cast<unsigned>(c.exec_err_fd) - 1, 0);
+    ::close_range(static_cast<unsigned>(c.exec_err_fd) + 1, ~0U, 0);
+  }
+  if (c.working_dir != nullptr && ::chdir(c.working_dir) != 0) fail(errno);
+  ::execve(c.exe, c.argv, c.envp);
+  child_failed(c.exec_err_fd, errno);
+}
 
 /// True when process group `pgid` has a member that is not a zombie. Zombies are skipped:
 /// orphans are re-parented to init, and some container inits reap them late or never.
@@ -213,6 +257,9 @@ bool group_has_live_members(pid_t pgid) {
 }
 
 }  // namespace
+
+ScopedSpawnWatch::ScopedSpawnWatch(const SpawnWatch& watch) noexcept : previous_(t_watch) { t_watch = &watch; }
+ScopedSpawnWatch::~ScopedSpawnWatch() { t_watch = previous_; }
 
 std::optional<std::filesystem::path> find_in_path(std::string_view name, std::optional<std::string_view> path_env) {
   if (name.empty()) return std::nullopt;
@@ -312,50 +359,47 @@ Result<ProcessResult> run_process(const ProcessOptions& options) {
     }
   }
 
-  SpawnSetup setup;
-  if (!setup.actions_ok || !setup.attr_ok) return make_error("posix_spawn set-up failed");
-  int rc = posix_spawn_file_actions_addopen(&setup.actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&setup.actions, out_write.get(), STDOUT_FILENO);
-  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&setup.actions, err_write.get(), STDERR_FILENO);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-  // Also close descriptors some library opened without O_CLOEXEC.
-  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&setup.actions, STDERR_FILENO + 1);
-#endif
-  std::string working_dir;
-  if (rc == 0 && options.working_dir) {
-    working_dir = options.working_dir->string();
-    rc = posix_spawn_file_actions_addchdir_np(&setup.actions, working_dir.c_str());
-  }
-  sigset_t no_signals;
-  sigemptyset(&no_signals);
-  sigset_t all_signals;
-  sigfillset(&all_signals);
-  sigdelset(&all_signals, SIGKILL);
-  sigdelset(&all_signals, SIGSTOP);
-  if (rc == 0) {
-    rc = posix_spawnattr_setflags(&setup.attr,
-                                  static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                     POSIX_SPAWN_SETSIGDEF));
-  }
-  if (rc == 0) rc = posix_spawnattr_setpgroup(&setup.attr, 0);
-  if (rc == 0) rc = posix_spawnattr_setsigmask(&setup.attr, &no_signals);
-  if (rc == 0) rc = posix_spawnattr_setsigdefault(&setup.attr, &all_signals);
-  if (rc != 0) return make_error("posix_spawn set-up failed: {}", std::strerror(rc));
-
+  // Everything the child needs is prepared here: after fork() it may only call
+  // async-signal-safe functions (another thread may hold malloc's or a library's lock).
   std::vector<std::string> argv_strings = options.argv;
-  std::vector<std::string> env_strings = build_environment(options.env);
+  std::vector<std::string> env_strings = build_environment(with_watch_tag(options.env));
   const std::vector<char*> argv_c = c_array(argv_strings);
   const std::vector<char*> env_c = c_array(env_strings);
   const std::string exe = executable->string();
+  const std::string working_dir = options.working_dir ? options.working_dir->string() : std::string();
+  int exec_pipe[2] = {-1, -1};  // the child writes errno here when exec fails; EOF = exec'd
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return make_error("cannot create a pipe: {}", std::strerror(errno));
+  Fd exec_read(exec_pipe[0]), exec_write(exec_pipe[1]);
+  const pid_t parent = ::getpid();
 
   const SteadyTime start = SteadyClock::now();
-  pid_t pid = -1;
-  rc = ::posix_spawn(&pid, exe.c_str(), &setup.actions, &setup.attr, argv_c.data(), env_c.data());
-  if (rc != 0) {
-    if (rc == ENOENT) return make_error(ExitCode::unavailable, "{}: command not found", command_name(options.argv));
-    return make_error(rc == EACCES || rc == ENOEXEC ? ExitCode::unavailable : ExitCode::failure,
-                      "cannot execute {}: {}", printable(exe), std::strerror(rc));
+  const pid_t pid = ::fork();
+  if (pid < 0) return make_error("cannot start {}: fork: {}", command_name(options.argv), std::strerror(errno));
+  if (pid == 0) {
+    exec_child(ChildSetup{exe.c_str(), argv_c.data(), env_c.data(), working_dir.empty() ? nullptr : working_dir.c_str(),
+                          out_write.get(), err_write.get(), exec_write.get(), parent});
   }
+  ::setpgid(pid, pid);  // also in the parent, so that the group exists before any kill(-pid)
+  exec_write.reset();
+  int child_errno = 0;
+  for (;;) {
+    const ssize_t n = ::read(exec_read.get(), &child_errno, sizeof child_errno);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof child_errno)) child_errno = 0;
+    break;
+  }
+  if (child_errno != 0) {
+    int ignored = 0;
+    while (::waitpid(pid, &ignored, 0) < 0 && errno == EINTR) {
+    }
+    if (child_errno == ENOENT) return make_error(ExitCode::unavailable, "{}: command not found", command_name(options.argv));
+    if (child_errno == ENOTDIR && !working_dir.empty()) {
+      return make_error("{}: working directory {} does not exist", command_name(options.argv), printable(working_dir));
+    }
+    return make_error(child_errno == EACCES || child_errno == ENOEXEC ? ExitCode::unavailable : ExitCode::failure,
+                      "cannot execute {}: {}", printable(exe), std::strerror(child_errno));
+  }
+  notify_watch(pid);
   out_write.reset();
   err_write.reset();
 

@@ -1,4 +1,5 @@
 #include "hozo/restore.hpp"
+#include "hozo/recover.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -145,10 +146,14 @@ class Restore {
       spdlog::info("[{}] restore: {} is already up", job_.name, job_.target_host);
       return ok();
     }
-    auto sent = sys_.wake(job_);
-    if (!sent) return sent.error();
-    rec_.woke_host = true;
+    // The marker goes first: a restore killed while sending must still own the box it is waking.
     if (auto m = lease_->mark_woken(rec_.restore_id); !m) spdlog::warn("[{}] {}", job_.name, m.error().message);
+    auto sent = sys_.wake(job_);
+    if (!sent) {
+      (void)lease_->clear_woken();
+      return sent.error();
+    }
+    rec_.woke_host = true;
     spdlog::info("[{}] restore: wake sent, waiting for {}:{}", job_.name, job_.target_host, job_.ssh_port);
     auto outcome = wait_for_box(sys_, job_, cancel_);
     if (!outcome) return outcome.error();
@@ -471,6 +476,9 @@ Result<RestoreRecord> run_restore(const Job& job, const RestorePlan& plan, State
     }
   }
 
+  if (auto reaped = reap_dead_runs(state, job.name); !reaped) {  // orphans of a hard-killed run go first
+    spdlog::warn("[{}] cannot clean up after dead runs: {}", job.name, reaped.error().message);
+  }
   auto begun = state.begin_restore(job.name);
   if (!begun) return begun.error();
   RestoreRecord record = std::move(*begun);

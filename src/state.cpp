@@ -148,6 +148,8 @@ void to_json(json& j, const DatasetVerification& v) {
   j["newest_target_snapshot"] = v.newest_target_snapshot;
   j["guid_match"] = v.guid_match;
   j["remote_snapshot_count"] = v.remote_snapshot_count;
+  j["source_guid"] = v.source_guid;
+  j["held_snapshot"] = v.held_snapshot;
 }
 
 void from_json(const json& j, DatasetVerification& v) {
@@ -159,8 +161,10 @@ void from_json(const json& j, DatasetVerification& v) {
   read_field(j, "newest_target_snapshot", v.newest_target_snapshot);
   read_field(j, "guid_match", v.guid_match);
   read_field(j, "remote_snapshot_count", v.remote_snapshot_count);
+  read_field(j, "source_guid", v.source_guid);
+  read_field(j, "held_snapshot", v.held_snapshot);
   v.extra = unknown_keys(j, {"source", "target", "newest_source_snapshot", "newest_target_snapshot", "guid_match",
-                             "remote_snapshot_count"});
+                             "remote_snapshot_count", "source_guid", "held_snapshot"});
 }
 
 void to_json(json& j, const ShutdownResult& v) { j = json{{"outcome", v.outcome}, {"message", v.message}}; }
@@ -210,6 +214,8 @@ void to_json(json& j, const RunRecord& v) {
   j["pid_start_ticks"] = v.pid_start_ticks;
   j["hostname"] = v.hostname;
   j["log_file"] = v.log_file;
+  j["child_pgids"] = v.child_pgids;
+  j["error_cause"] = v.error_cause;
 }
 
 void from_json(const json& j, RunRecord& v) {
@@ -235,9 +241,12 @@ void from_json(const json& j, RunRecord& v) {
   read_field(j, "pid_start_ticks", v.pid_start_ticks);
   read_field(j, "hostname", v.hostname);
   read_field(j, "log_file", v.log_file);
+  read_field(j, "child_pgids", v.child_pgids);
+  read_field(j, "error_cause", v.error_cause);
   v.extra = unknown_keys(j, {"run_id", "job", "started", "finished", "duration_seconds", "outcome", "exit_code",
                              "failed_stage", "error", "stages", "datasets", "attempts", "woke_host", "was_up_before",
-                             "shutdown", "notifications", "pid", "pid_start_ticks", "hostname", "log_file"});
+                             "shutdown", "notifications", "pid", "pid_start_ticks", "hostname", "log_file",
+                             "child_pgids", "error_cause"});
 }
 
 void to_json(json& j, const RestoreRecord& v) {

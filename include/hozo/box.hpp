@@ -78,7 +78,8 @@ Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, Co
 /// from before is stale — the box must not be powered off because of it (someone else may have
 /// switched it on) — and is cleared. Except when the marker's run (or restore) in `state` failed
 /// while waiting for the box: then hozo's own wake simply took longer than ssh_timeout, the box
-/// is still hozo's to power off, and the marker stays (said in the log). Returns true when kept.
+/// is still hozo's to power off, and the marker stays (said in the log). The same when the marker's
+/// run died without finishing (SIGKILL, OOM: marker_of_dead_run). Returns true when kept.
 bool settle_woken_marker(HostLease& lease, const StateStore& state, const Job& job);
 
 /// Whether the end of a command powers the box off at all, and only when hozo woke it.

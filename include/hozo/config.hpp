@@ -162,6 +162,7 @@ struct Job {
   bool shutdown_after = true;
   std::string shutdown_command = "shutdown -h now";
   bool shutdown_only_if_woken = true;
+  bool hold_snapshots = true;  ///< `zfs hold hozo:<job>` on the newest verified snapshot, both sides
   HostSharing host_sharing = HostSharing::concurrent;
   std::chrono::seconds host_lock_timeout{3600};
   bool target_pool_import = true;

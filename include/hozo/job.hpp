@@ -86,8 +86,15 @@ class RunReporter {
   virtual void run_finished(const RunRecord& /*record*/) {}
 };
 
+/// What syncoid may do to a target that changed since its last snapshot.
+enum class TargetChanges {
+  as_configured,  ///< the job's syncoid arguments decide (syncoid rolls back unless --no-rollback is given)
+  discard,        ///< `jobs run --force-rollback`: --no-rollback is dropped for this run
+};
+
 /// How to run.
 struct RunOptions {
+  TargetChanges target_changes = TargetChanges::as_configured;  ///< --force-rollback
   DryRun dry_run = DryRun::no;
   const std::atomic<bool>* cancel = nullptr;  ///< SIGINT/SIGTERM flag
   RunReporter* reporter = nullptr;            ///< nullptr = log only

@@ -71,7 +71,34 @@ struct ProcessResult {
   int pgid = 0;  ///< the process group the command ran in (gone by the time this is returned)
 };
 
-/// Runs the process to completion. Errors (the command never ran): empty argv; command not
+/// Watches the processes that one thread starts through run_process (the job pipeline records
+/// their process groups in the state file, so that `hozo recover` or the next run can find what
+/// a killed run left behind, even descendants that left the group, such as a daemonized ssh).
+struct SpawnWatch {
+  /// Exported to every child (and so to its descendants) as HOZO_RUN_ID=<tag>; empty = none.
+  std::string tag;
+  /// Called in the spawning thread with the new process group id, right after the child started.
+  std::function<void(int pgid)> on_spawn;
+};
+
+/// Installs `watch` for run_process calls made by this thread until destroyed (they nest: the
+/// previous watch comes back). `watch` must outlive the guard.
+class ScopedSpawnWatch {
+ public:
+  explicit ScopedSpawnWatch(const SpawnWatch& watch) noexcept;
+  ~ScopedSpawnWatch();
+  ScopedSpawnWatch(const ScopedSpawnWatch&) = delete;
+  ScopedSpawnWatch& operator=(const ScopedSpawnWatch&) = delete;
+
+ private:
+  const SpawnWatch* previous_;
+};
+
+/// The environment variable that tags children with their run (SpawnWatch::tag).
+inline constexpr const char* kRunTagVariable = "HOZO_RUN_ID";
+
+/// Runs the process to completion. The child is forked from the calling thread and gets
+/// PR_SET_PDEATHSIG(SIGKILL), so it dies with hozo (the group it leaves is found later by tag). Errors (the command never ran): empty argv; command not
 /// found ("syncoid: command not found", ExitCode::unavailable); not executable; working
 /// directory missing; pipe/spawn failures. Timeouts, cancels, signals and non-zero exits are
 /// values in ProcessResult.

@@ -64,6 +64,9 @@ struct DatasetVerification {
   bool guid_match = false;              ///< the newest source snapshot exists on the target with the same GUID
   std::int64_t remote_snapshot_count = 0;
   nlohmann::json extra = nlohmann::json::object();
+  // (after `extra`, so that brace-initialized records of older code keep compiling)
+  std::uint64_t source_guid = 0;  ///< GUID of newest_source_snapshot (the chain's anchor once verified)
+  std::string held_snapshot;      ///< snapshot (after '@') held with `zfs hold hozo:<job>` on both sides; empty = none
   bool operator==(const DatasetVerification&) const = default;
 };
 
@@ -105,6 +108,8 @@ struct RunRecord {
   std::uint64_t pid_start_ticks = 0;   ///< its start time (/proc/<pid>/stat field 22); 0 = unknown
   std::string hostname;                ///< where that process runs
   std::string log_file;                ///< full log of the run
+  std::vector<std::int64_t> child_pgids;  ///< process groups of the children this run started (while running)
+  std::string error_cause;             ///< cause class of a sync failure ("no_common_snapshot", ...); empty = none
   nlohmann::json extra = nlohmann::json::object();  ///< unknown keys from the file, written back
   bool operator==(const RunRecord&) const = default;
 };

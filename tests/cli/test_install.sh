@@ -33,6 +33,9 @@ done
 exec_start=$(grep '^ExecStart=' "$prefix/lib/systemd/system/hozo@.service")
 [[ $exec_start == "ExecStart=$prefix/bin/hozo jobs run %i" ]] && ok "hozo@.service runs the installed binary" ||
   bad "hozo@.service: $exec_start"
+exec_stop_post=$(grep '^ExecStopPost=' "$prefix/lib/systemd/system/hozo@.service")
+[[ $exec_stop_post == "ExecStopPost=$prefix/bin/hozo recover %i" ]] && ok "hozo@.service recovers with the installed binary" ||
+  bad "hozo@.service: $exec_stop_post"
 exec_start=$(grep '^ExecStart=' "$prefix/lib/systemd/system/backupd.service")
 [[ $exec_start == "ExecStart=$prefix/bin/backupd --config /etc/hozo/backupd.yaml" ]] &&
   ok "backupd.service runs the installed binary" || bad "backupd.service: $exec_start"

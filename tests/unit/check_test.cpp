@@ -336,6 +336,10 @@ class FakeWorld final : public JobSystems {
       return local_datasets.contains(last) ? out(last + "\n")
                                            : fail(1, "cannot open '" + last + "': dataset does not exist\n");
     }
+    if (cmd.starts_with("zfs list -H -o name,userrefs -t snapshot -d 1 ")) {  // hold_check
+      return out(last + "@s1\t0\n" + last + "@s2\t1\n");
+    }
+    if (cmd == "zfs holds -H " + last) return out(last + "\thozo:nightly\tWed Dec  1 20:00 2026\n");
     if (cmd.starts_with("zfs get -H -p -o name,property,value")) {
       return out(last + "\tguid\t1\n" + last + "\tcreatetxg\t1\n" + last + "@s1\tguid\t111\n" + last +
                  "@s1\tcreatetxg\t5\n" + last + "@s2\tguid\t222\n" + last + "@s2\tcreatetxg\t9\n");
@@ -447,7 +451,8 @@ CheckStatus status_of(const CheckReport& report, std::string_view name) {
 /// Only reading commands ever ran (locally: zfs list/get, zfs send -n; remotely: listings).
 void expect_read_only(const FakeWorld& w) {
   for (const auto& c : w.local_runner.calls) {
-    EXPECT_TRUE(c.starts_with("zfs list ") || c.starts_with("zfs get ") || c.starts_with("zfs send -n "))
+    EXPECT_TRUE(c.starts_with("zfs list ") || c.starts_with("zfs get ") || c.starts_with("zfs send -n ") ||
+                c.starts_with("zfs holds "))
         << "local command " << c;
   }
   for (const auto& c : w.remote_runner.calls) {
@@ -474,6 +479,9 @@ TEST(CheckRun, BoxUpEverythingOk) {
   ASSERT_NE(space, nullptr);
   EXPECT_NE(space->detail.find("5.0 GiB to send"), std::string::npos) << space->detail;
   EXPECT_NE(space->detail.find("100.0 GiB available on backup"), std::string::npos) << space->detail;
+  const auto* holds = find_row(report, "holds tank/data");
+  ASSERT_NE(holds, nullptr);
+  EXPECT_EQ(holds->detail, "tank/data@s2 (hozo:nightly)");
   EXPECT_TRUE(std::find(h.world.local_runner.calls.begin(), h.world.local_runner.calls.end(),
                         "zfs send -n -v -P -R tank/data@s2") != h.world.local_runner.calls.end());
   expect_read_only(h.world);

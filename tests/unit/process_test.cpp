@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "hozo/process.hpp"
+#include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
+#include <fmt/format.h>
 
 using namespace hozo;
 using namespace std::chrono_literals;
@@ -338,4 +340,58 @@ TEST(ProcessLocalRunner, MapsOutcomes) {
   const auto c = cancelled.run({"sleep", "100"}, 5s);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().code, ExitCode::interrupted);
+}
+
+TEST(ProcessWatch, TagIsExportedAndSpawnsAreReported) {
+  SpawnWatch watch;
+  watch.tag = "20261124T080000Z-42";
+  std::vector<int> pgids;
+  watch.on_spawn = [&](int pgid) { pgids.push_back(pgid); };
+  ProcessOptions o;
+  o.argv = {"/bin/sh", "-c", "echo \"$HOZO_RUN_ID\""};
+  {
+    ScopedSpawnWatch guard(watch);
+    auto r = run_process(o);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->out, "20261124T080000Z-42\n");
+    ASSERT_EQ(pgids.size(), 1U);
+    EXPECT_EQ(pgids[0], r->pgid);
+  }
+  auto r = run_process(o);  // no watch: no tag, no report
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, "\n");
+  EXPECT_EQ(pgids.size(), 1U);
+}
+
+TEST(ProcessWatch, ChildDiesWithItsParent) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t helper = ::fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {  // plays hozo: starts a long child, reports its pid, then dies hard
+    ::close(fds[0]);
+    SpawnWatch watch;
+    watch.on_spawn = [&](int pgid) {
+      (void)!::write(fds[1], &pgid, sizeof pgid);
+      ::_exit(0);
+    };
+    ScopedSpawnWatch guard(watch);
+    ProcessOptions o;
+    o.argv = {"sleep", "30"};
+    (void)run_process(o);
+    ::_exit(1);
+  }
+  ::close(fds[1]);
+  int child = 0;
+  ASSERT_EQ(::read(fds[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(helper, &status, 0);
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    const auto stat = hozo::read_file(fmt::format("/proc/{}/stat", child));
+    gone = !stat || stat->find(") Z") != std::string::npos;
+    if (!gone) ::usleep(10000);
+  }
+  EXPECT_TRUE(gone) << "sleep " << child << " outlived its parent (PR_SET_PDEATHSIG)";
 }

@@ -1,0 +1,39 @@
+#pragma once
+// Keeping the incremental chain: after a verified run the newest verified snapshot of every
+// dataset is held (`zfs hold hozo:<job>`) on the source and on the target and the previous hold
+// released, so pruning cannot destroy the last common snapshot; before waking the box, preflight
+// checks locally that the last verified snapshot (or a bookmark with its GUID) still exists.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "hozo/command.hpp"
+#include "hozo/config.hpp"
+#include "hozo/state.hpp"
+#include "hozo/util/result.hpp"
+
+namespace hozo {
+
+/// "hozo:<job>".
+std::string hold_tag(const Job& job);
+
+/// Holds the newest verified snapshot of every dataset in `datasets` (those with guid_match) on
+/// both sides and releases the snapshot held by `previous` (the last successful run, may be null)
+/// when it differs. Sets held_snapshot on each dataset held. Failures are warnings (returned as
+/// lines, also logged), never an error of the run.
+std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRunner& remote, const Job& job,
+                                                 std::vector<DatasetVerification>& datasets,
+                                                 const RunRecord* previous, std::chrono::seconds timeout);
+
+/// The newest successful run of `state` (the anchor of the chain); nullptr when none.
+const RunRecord* last_verified_run(const JobState& state) noexcept;
+
+/// Preflight: every dataset the last verified run ended on still has that snapshot on the source
+/// (same GUID; or a bookmark of that name with the GUID). Error (cause no common snapshot, with the
+/// exact snapshot and GUID and the remedy) otherwise. Datasets no longer in the job, runs recorded
+/// before GUIDs were stored, and datasets gone from the source are skipped.
+Result<void> check_chain_anchor(CommandRunner& local, const Job& job, const RunRecord& last_verified,
+                                std::chrono::seconds timeout);
+
+}  // namespace hozo
