@@ -19,6 +19,8 @@
 #include <set>
 #include <system_error>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -553,6 +555,19 @@ class DeadlineStream final : public httplib::Stream {
   std::size_t len_ = 0;
 };
 
+/// httplib::TaskQueue::enqueue returns void in cpp-httplib 0.11 (Debian 12) and bool in later
+/// versions (Debian 13: 0.18; false = "not queued, close the socket").
+using EnqueueResult = decltype(std::declval<httplib::TaskQueue&>().enqueue(std::function<void()>{}));
+/// The "task taken care of" value of EnqueueResult (nothing for void, true for bool).
+template <class R>
+R task_handled() {
+  if constexpr (std::is_void_v<R>) {
+    return;
+  } else {
+    return R{true};
+  }
+}
+
 /// Fixed worker threads and a bounded queue of accepted connections; when the queue is full
 /// the connection is closed at once instead of piling up.
 class BoundedPool final : public httplib::TaskQueue {
@@ -564,19 +579,20 @@ class BoundedPool final : public httplib::TaskQueue {
   BoundedPool(const BoundedPool&) = delete;
   BoundedPool& operator=(const BoundedPool&) = delete;
 
-  void enqueue(std::function<void()> fn) override {
+  EnqueueResult enqueue(std::function<void()> fn) override {
     {
       std::lock_guard lock(mutex_);
       if (!stopping_ && queue_.size() < max_queued_) {
         queue_.push_back(std::move(fn));
         cv_.notify_one();
-        return;
+        return task_handled<EnqueueResult>();
       }
     }
     // Full: run the task here with the reject flag; it closes the socket without reading.
     t_reject_connection = true;
     fn();
     t_reject_connection = false;
+    return task_handled<EnqueueResult>();
   }
 
   void shutdown() override {
@@ -650,13 +666,31 @@ class GuardedServer final : public httplib::Server {
       strm.set_deadline(deadline);
       bool connection_closed = false;
       const bool close_connection = left == 1 || !is_running();
-      ret = process_request(strm, close_connection, connection_closed, nullptr);
+      ret = process(*this, strm, close_connection, connection_closed);
       if (!ret && SteadyClock::now() >= deadline) cut.fetch_add(1);
       if (!ret || connection_closed) break;
       first = false;
       --left;
     }
     return ret;
+  }
+
+  /// cpp-httplib 0.11 (Debian 12) reads the peer's address from the stream; later versions
+  /// (Debian 13: 0.18) take the remote and local addresses as arguments.
+  template <class Self>
+  static bool process(Self& self, DeadlineStream& strm, bool close_connection, bool& connection_closed) {
+    if constexpr (requires { self.process_request(strm, close_connection, connection_closed, nullptr); }) {
+      return self.process_request(strm, close_connection, connection_closed, nullptr);
+    } else {
+      std::string remote_ip;
+      std::string local_ip;
+      int remote_port = 0;
+      int local_port = 0;
+      strm.get_remote_ip_and_port(remote_ip, remote_port);
+      strm.get_local_ip_and_port(local_ip, local_port);
+      return self.process_request(strm, remote_ip, remote_port, local_ip, local_port, close_connection,
+                                  connection_closed, nullptr);
+    }
   }
 
   const BackupdConfig& config_;
