@@ -80,16 +80,27 @@ sys_apt_archives() { # SUITE
   echo "$d"
 }
 
+# Runs CMD holding the lock of SUITE's shared apt archives (one apt at a time uses them).
+sys_with_apt_lock() { # SUITE CMD...
+  local suite=$1
+  shift
+  mkdir -p "$SYS_CACHE"
+  (
+    flock 8
+    "$@"
+  ) 8>"$SYS_CACHE/.apt-$suite.lock"
+}
+
 # apt-get install PKG... inside the rootfs DIR (no services started, no recommends).
 sys_apt_install() { # DIR SUITE PKG...
   local dir=$1 suite=$2
   shift 2
-  SYS_APT_ARCHIVES=$(sys_apt_archives "$suite") sys_chroot "$dir" /bin/sh -c \
+  SYS_APT_ARCHIVES=$(sys_apt_archives "$suite") sys_with_apt_lock "$suite" sys_chroot "$dir" /bin/sh -c \
     'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null' _ "$@"
 }
 
 # Prints the path of a cached rootfs of SUITE with the base packages and PKGs installed; builds it
-# when missing (debootstrap minbase, then apt-get). The cache key is a hash of the suite, the
+# when missing (NAME clean: debootstrap minbase; any other NAME: a copy of clean, then apt-get). The cache key is a hash of the suite, the
 # package list and this recipe's version, so a changed list builds a new rootfs (older ones of the
 # same NAME and suite are removed). HOZO_SYSTEM_REBUILD=1 forces a rebuild. A PKG of the form @FILE
 # (e.g. @tests/install-deps.sh) runs the script FILE in the rootfs (env from SYS_CHROOT_ENV);
@@ -120,13 +131,21 @@ sys_rootfs() { # NAME SUITE PKG...
       exit 0
     fi
     local t0=$SECONDS tmp=$dir.tmp
-    sys_log "building rootfs $suite ($key): debootstrap + ${pkgs[*]:-nothing else}"
     rm -rf --one-file-system "$tmp"
-    local inc
-    inc=$(IFS=,; echo "${SYS_BASE_PACKAGES[*]}")
-    debootstrap --variant=minbase --include="$inc" --cache-dir="$(sys_apt_archives "$suite")" \
-      "$suite" "$tmp" "$SYS_MIRROR" >"$SYS_CACHE/debootstrap-$suite.log" 2>&1 ||
-      { sys_log "debootstrap failed:"; tail -n 20 "$SYS_CACHE/debootstrap-$suite.log" >&2; exit 1; }
+    if [[ $variant == clean ]]; then
+      sys_log "building rootfs $suite-clean ($key): debootstrap"
+      local inc
+      inc=$(IFS=,; echo "${SYS_BASE_PACKAGES[*]}")
+      debootstrap --variant=minbase --include="$inc" --cache-dir="$(sys_apt_archives "$suite")" \
+        "$suite" "$tmp" "$SYS_MIRROR" >"$SYS_CACHE/debootstrap-$suite.log" 2>&1 ||
+        { sys_log "debootstrap failed:"; tail -n 20 "$SYS_CACHE/debootstrap-$suite.log" >&2; exit 1; }
+    else
+      # every other variant starts from a copy of the clean one (one debootstrap per suite)
+      local base
+      base=$(sys_rootfs clean "$suite") || exit 1
+      sys_log "building rootfs $suite-$variant ($key): $suite-clean + ${pkgs[*]} ${scripts[*]}"
+      cp -a "$base" "$tmp" && rm -f "$tmp/.hozo-rootfs-complete" || exit 1
+    fi
     # No service starts in the chroot; no recommends; policy-rc.d removed again below.
     printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
     chmod 755 "$tmp/usr/sbin/policy-rc.d"
@@ -136,7 +155,7 @@ sys_rootfs() { # NAME SUITE PKG...
     fi
     for p in "${scripts[@]}"; do
       install -m 755 "$p" "$tmp/root/setup-${p##*/}"
-      SYS_APT_ARCHIVES=$(sys_apt_archives "$suite") sys_chroot "$tmp" "/root/setup-${p##*/}" ||
+      SYS_APT_ARCHIVES=$(sys_apt_archives "$suite") sys_with_apt_lock "$suite" sys_chroot "$tmp" "/root/setup-${p##*/}" ||
         { sys_log "$p failed in the $suite rootfs"; exit 1; }
       rm -f "$tmp/root/setup-${p##*/}"
     done
@@ -153,8 +172,8 @@ sys_rootfs() { # NAME SUITE PKG...
     done
     touch "$tmp/.hozo-rootfs-complete"
     mv "$tmp" "$dir"
-    sys_log "rootfs $suite built in $((SECONDS - t0)) s: $dir"
-  ) 9>"$SYS_CACHE/.lock-$suite" || return 1
+    sys_log "rootfs $suite-$variant built in $((SECONDS - t0)) s: $dir"
+  ) 9>"$SYS_CACHE/.lock-$suite-$variant" || return 1
   echo "$dir"
 }
 
@@ -253,7 +272,7 @@ sys_build_deb() { # BUILD_DIR OUTDIR
 # registry): proves the package's Depends on a clean Debian. Log in $SYS_WORK/apt-NAME.log.
 sys_install_deb() { # DIR DEB SUITE
   cp "$2" "$1/root/" || return 1
-  SYS_APT_ARCHIVES=$(sys_apt_archives "$3") sys_chroot "$1" /bin/sh -c \
+  SYS_APT_ARCHIVES=$(sys_apt_archives "$3") sys_with_apt_lock "$3" sys_chroot "$1" /bin/sh -c \
     "cd /root && apt-get update -qq && apt-get install -y -qq ./$(basename "$2")" \
     >"$SYS_WORK/apt-$(basename "$1").log" 2>&1 ||
     { tail -n 20 "$SYS_WORK/apt-$(basename "$1").log"; return 1; }

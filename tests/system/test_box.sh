@@ -41,6 +41,8 @@ if out=$(sys_install_deb "$root" "$deb" bookworm); then
   t_pass "apt install ./$(basename "$deb") in the box rootfs ($((SECONDS - t0)) s)"
 else
   t_fail "apt install: $out"
+  t_done
+  exit 1
 fi
 
 # The box's configuration, as an admin writes it: token in /etc/hozo/backupd.token (0600),

@@ -38,6 +38,8 @@ if out=$(sys_install_deb "$root" "$deb" bookworm); then
   t_pass "apt install ./$(basename "$deb") ($((SECONDS - t0)) s)"
 else
   t_fail "apt install: $out"
+  t_done
+  exit 1
 fi
 t_check "syncoid came with the Depends" test -x "$root/usr/sbin/syncoid"
 t_check "/usr/bin/hozo installed" test -x "$root/usr/bin/hozo"
