@@ -182,6 +182,10 @@ sys_overlay() { # ROOTFS NAME
   local o=$SYS_WORK/$2
   mkdir -p "$o/upper" "$o/work" "$o/root"
   mount -t overlay overlay -o "lowerdir=$1,upperdir=$o/upper,workdir=$o/work" "$o/root" || return 1
+  # An installed Debian has /etc/hosts with localhost (the installer writes it; trixie's netbase
+  # ships it); bookworm's debootstrap leaves none, and names like "localhost" would not resolve.
+  [[ -e $o/root/etc/hosts ]] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n' \
+    >"$o/root/etc/hosts"
   echo "$o/root"
 }
 

@@ -29,14 +29,15 @@ fi
 t0=$SECONDS
 SYS_APT_ARCHIVES=$(sys_apt_archives bookworm) SYS_CCACHE_DIR=$ccache_dir \
   SYS_CHROOT_ENV="HOZO_TEST_LABELS=unit HOZO_FUZZ_SECONDS=0" \
-  sys_chroot "$root" /bin/bash /src/tests/run-all.sh >"$SYS_WORK/run-all.log" 2>&1
+  sys_with_apt_lock bookworm sys_chroot "$root" /bin/bash /src/tests/run-all.sh >"$SYS_WORK/run-all.log" 2>&1
 rc=$?
 grep -E '^install-deps:|tests passed|tests failed' "$SYS_WORK/run-all.log" | cut -c1-300 | sed 's/^/    /'
 if ((rc == 0)); then
   ok "tests/run-all.sh (HOZO_TEST_LABELS=unit) on a clean Debian 12: install, build, unit tests ($((SECONDS - t0)) s)"
 else
   bad "tests/run-all.sh exited $rc; the end of its output:"
-  tail -n 40 "$SYS_WORK/run-all.log" | sed 's/^/    /'
+  grep -B2 -A12 -E '\[  FAILED  \]|error:' "$SYS_WORK/run-all.log" | head -n 80 | sed 's/^/    /'
+  tail -n 20 "$SYS_WORK/run-all.log" | sed 's/^/    /'
 fi
 grep -q 'install-deps: installing' "$SYS_WORK/run-all.log" && ok "run-all.sh installed the dependencies itself" ||
   bad "install-deps installed nothing on a clean rootfs"
