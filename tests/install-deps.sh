@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Installs everything Hōzō needs to build, test and run the lab demo (Debian bookworm, as root).
-# Idempotent: runs `apt-get update` and `apt-get install` only when a package is missing.
+# Installs everything Hōzō needs to build, test and run the lab demo (Debian 12 bookworm or
+# Debian 13 trixie, as root). Idempotent: runs `apt-get update` and `apt-get install` only when a
+# package is missing. The system lab runs it on a clean Debian 12 and in a Debian 13 container.
 set -euo pipefail
 
-packages=(
-  # build
-  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
+build_packages=(
+  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-dev
   libcli11-dev libyaml-cpp-dev libssh-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev
   nlohmann-json3-dev libmicrohttpd-dev libgtest-dev googletest
-  # lab: namespaces, user-space ZFS, real sshd, syncoid and its helpers, receivers
-  iproute2 util-linux procps psmisc zfs-fuse sanoid openssh-server openssh-client pv mbuffer lzop
-  python3 python3-aiosmtpd socat netcat-openbsd
   # docs lint; time zones for the schedule tests
   mandoc tzdata
 )
+lab_packages=(
+  # lab: namespaces, user-space ZFS, real sshd, syncoid and its helpers, receivers
+  iproute2 util-linux procps psmisc zfs-fuse sanoid openssh-server openssh-client pv mbuffer lzop
+  python3 python3-aiosmtpd socat netcat-openbsd
+  # system lab (tests/system): systemd in containers, Debian root file systems
+  systemd-container debootstrap
+)
+packages=("${build_packages[@]}" "${lab_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -38,7 +43,8 @@ if ((${#missing[@]})); then
   if ((!had_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # The lab's syncoid matrix: Debian 13's syncoid 2.2.0 and unstable's 2.3.0 (apt download, cached).
-if [[ $(id -u) -eq 0 ]]; then
+# HOZO_NO_SYNCOID_MATRIX=1 (the system lab's Debian 13 build) leaves them out.
+if [[ $(id -u) -eq 0 && -z ${HOZO_NO_SYNCOID_MATRIX:-} ]]; then
   "$(dirname "${BASH_SOURCE[0]}")/syncoid-versions.sh" >/dev/null
 fi
 echo "install-deps: all build and lab dependencies present" >&2

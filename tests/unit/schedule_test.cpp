@@ -360,7 +360,7 @@ SystemdCalendar systemd_calendar(const std::string& tz, const std::string& expr,
                        " --iterations=" + std::to_string(iterations) + " " + quoted(expr));
   c.raw = r.out;
   static const std::regex normalized(R"(^\s*Normalized form: (.*)$)");
-  static const std::regex elapse(R"(^\s*(Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) .*$)");
+  static const std::regex elapse(R"(^\s*(Next elapse|Iter(?:\.|ation) #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) .*$)");
   static const std::regex in_utc(R"(^\s*\(in UTC\): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC$)");
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) {
