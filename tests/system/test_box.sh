@@ -89,7 +89,13 @@ install -d "$root/etc/systemd/system/backupd.service.d"
 printf '# system lab: the backup disk is a loop device; the lab fixtures write under /srv/lab/box\n[Service]\nDeviceAllow=block-loop r\nReadWritePaths=/srv/lab/box\n' \
   >"$root/etc/systemd/system/backupd.service.d/zz-system-lab.conf"
 unit=backupd.service
-[[ -e $root/usr/lib/systemd/system/backupd.socket ]] && unit=backupd.socket
+if [[ -e $root/usr/lib/systemd/system/backupd.socket ]]; then
+  unit=backupd.socket
+  # As backupd.socket's comment tells the admin: listen on the box's LAN address.
+  install -d "$root/etc/systemd/system/backupd.socket.d"
+  printf '# system lab: the box LAN address\n[Socket]\nListenStream=\nListenStream=%s:%s\n' "$LAB_BOX_IP" "$PORT" \
+    >"$root/etc/systemd/system/backupd.socket.d/zz-system-lab.conf"
+fi
 chroot "$root" systemctl enable -q "$unit"
 
 sys_boot "$C" "$root" "$LAB_NS_BOX" --bind="$LAB_BOX_DIR:/srv/lab/box" --bind="$DISK" ||
