@@ -21,6 +21,7 @@
 #include "hozo/lock.hpp"
 #include "hozo/util/fd.hpp"
 #include "hozo/util/fs.hpp"
+#include "ssh_key.hpp"
 #include "hozo/util/strings.hpp"
 
 namespace hozo {
@@ -54,24 +55,6 @@ std::string kv(std::string_view key, const std::string& value, std::string_view 
   if (line.size() < 40) line.resize(40, ' ');
   else line += ' ';
   return fmt::format("{}# {}\n", line, comment);
-}
-
-struct KeyDeleter {
-  void operator()(ssh_key key) const noexcept { ssh_key_free(key); }
-};
-using KeyPtr = std::unique_ptr<std::remove_pointer_t<ssh_key>, KeyDeleter>;
-
-/// "SHA256:<unpadded base64>" like `ssh-keygen -l`; empty on failure.
-std::string fingerprint_of(ssh_key key) {
-  unsigned char* hash = nullptr;
-  size_t hash_len = 0;
-  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != SSH_OK) return {};
-  char* text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
-  ssh_clean_pubkey_hash(&hash);
-  if (text == nullptr) return {};
-  std::string result(text);
-  ssh_string_free_char(text);
-  return result;
 }
 
 /// "ssh-ed25519 AAAA..." of a (private or public) key.

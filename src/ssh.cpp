@@ -23,6 +23,7 @@
 
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
+#include "ssh_key.hpp"
 
 namespace hozo {
 namespace {
@@ -62,30 +63,11 @@ std::string job_hint(const SshOptions& options) { return options.job.empty() ? s
 
 std::string timeout_text(Millis d) { return format_duration(std::chrono::duration<double>(d)); }
 
-/// Frees an ssh_key.
-struct KeyDeleter {
-  void operator()(ssh_key key) const noexcept { ssh_key_free(key); }
-};
-using KeyPtr = std::unique_ptr<std::remove_pointer_t<ssh_key>, KeyDeleter>;
-
 /// Frees an ssh_channel (closing it first when it is still open).
 struct ChannelDeleter {
   void operator()(ssh_channel channel) const noexcept { ssh_channel_free(channel); }
 };
 using ChannelPtr = std::unique_ptr<std::remove_pointer_t<ssh_channel>, ChannelDeleter>;
-
-/// "SHA256:<unpadded base64>" like `ssh-keygen -l`; empty on failure.
-std::string fingerprint_of(ssh_key key) {
-  unsigned char* hash = nullptr;
-  size_t hash_len = 0;
-  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != SSH_OK) return {};
-  char* text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
-  ssh_clean_pubkey_hash(&hash);
-  if (text == nullptr) return {};
-  std::string result(text);
-  ssh_string_free_char(text);
-  return result;
-}
 
 std::string key_type_of(ssh_key key) {
   const char* name = ssh_key_type_to_char(ssh_key_type(key));
@@ -160,6 +142,19 @@ Result<void> ensure_known_hosts_file(const std::filesystem::path& file) {
 }
 
 }  // namespace
+
+/// "SHA256:<unpadded base64>" like `ssh-keygen -l`; empty on failure.
+std::string fingerprint_of(ssh_key key) {
+  unsigned char* hash = nullptr;
+  size_t hash_len = 0;
+  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != SSH_OK) return {};
+  char* text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
+  ssh_clean_pubkey_hash(&hash);
+  if (text == nullptr) return {};
+  std::string result(text);
+  ssh_string_free_char(text);
+  return result;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -36,12 +36,16 @@ Result<std::string> read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
-  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+namespace {
+
+/// Writes `data` to a new temporary file in `dir` (mode `mode`, fsynced, closed) and returns its
+/// name; on failure nothing is left behind. `purpose` names the temporary ("tmp", "new").
+Result<std::string> write_synced_temp(const std::filesystem::path& dir, const std::filesystem::path& path,
+                                      std::string_view data, mode_t mode, std::string_view purpose) {
+  std::string tmpl = (dir / ("." + path.filename().string() + "." + std::string(purpose) + "-XXXXXX")).string();
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0) return make_error("cannot create temporary file in {}: {}", dir.string(), errno_text(errno));
-  const auto fail = [&](std::string what) -> Result<void> {
+  const auto fail = [&](std::string_view what) -> Result<std::string> {
     const int err = errno;
     ::close(fd);
     ::unlink(tmpl.c_str());
@@ -63,44 +67,34 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
     ::unlink(tmpl.c_str());
     return make_error("cannot write {}: close: {}", path.string(), errno_text(err));
   }
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
+  return tmpl;
+}
+
+std::filesystem::path dir_of(const std::filesystem::path& path) {
+  return path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+}
+
+}  // namespace
+
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+  const auto dir = dir_of(path);
+  auto tmp = write_synced_temp(dir, path, data, mode, "tmp");
+  if (!tmp) return tmp.error();
+  if (::rename(tmp->c_str(), path.c_str()) != 0) {
     const int err = errno;
-    ::unlink(tmpl.c_str());
-    return make_error("cannot rename {} to {}: {}", tmpl, path.string(), errno_text(err));
+    ::unlink(tmp->c_str());
+    return make_error("cannot rename {} to {}: {}", *tmp, path.string(), errno_text(err));
   }
   return fsync_dir(dir);
 }
 
 Result<void> write_file_new(const std::filesystem::path& path, std::string_view data, mode_t mode) {
-  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  std::string tmpl = (dir / ("." + path.filename().string() + ".new-XXXXXX")).string();
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) return make_error("cannot create temporary file in {}: {}", dir.string(), errno_text(errno));
-  const auto fail = [&](std::string what) -> Result<void> {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    return make_error("cannot write {}: {}: {}", path.string(), what, errno_text(err));
-  };
-  if (::fchmod(fd, mode) != 0) return fail("chmod");
-  std::size_t written = 0;
-  while (written < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("write");
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    return make_error("cannot write {}: close: {}", path.string(), errno_text(err));
-  }
-  const int rc = ::link(tmpl.c_str(), path.c_str());
+  const auto dir = dir_of(path);
+  auto tmp = write_synced_temp(dir, path, data, mode, "new");
+  if (!tmp) return tmp.error();
+  const int rc = ::link(tmp->c_str(), path.c_str());
   const int err = errno;
-  ::unlink(tmpl.c_str());
+  ::unlink(tmp->c_str());
   if (rc != 0) {
     if (err == EEXIST) return make_error("{} already exists; not replacing it", path.string());
     return make_error("cannot create {}: {}", path.string(), errno_text(err));
