@@ -296,11 +296,12 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
     }
     if (result->term_signal != 0) return make_error("syncoid {}", describe_termination(*result));
     const int exit_code = syncoid_effective_exit(syncoid_.version, result->exit_code, stdout_tail, pair.source);
+    std::string skipped;  // syncoid 2.1.x exits 0 when it skips a missing source: say so in the error
     if (exit_code != result->exit_code) {
-      const auto skipped = fmt::format("{} does not exist (syncoid {} skipped it and exited 0)\n", pair.source,
-                                       syncoid_.version.str());
-      stderr_tail += skipped;
-      output_tail += skipped;
+      skipped = fmt::format("{} does not exist (syncoid {} skipped it and exited 0)", pair.source,
+                            syncoid_.version.str());
+      stderr_tail += skipped + "\n";
+      output_tail += skipped + "\n";
     }
     const auto outcome = classify_syncoid_exit(exit_code, stderr_tail);
     if (outcome.status == SyncoidStatus::ok) return ok();
@@ -322,6 +323,7 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
       why = describe_cause(failure, SyncContext{job_.name, pair.source, job_.target_host, pair.target});
       if (!failure.critical.empty()) why += "\nsyncoid: " + failure.critical;
       if (!failure.evidence.empty() && failure.evidence != failure.critical) why += "\ncause: " + failure.evidence;
+      if (!skipped.empty()) why += "\n" + skipped;
       why += "\n" + exit_text;
     }
     if (!retry_can_help(failure.cause) || !should_retry(outcome, attempt, job_.retries)) return make_error("{}", why);

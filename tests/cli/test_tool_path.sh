@@ -30,7 +30,9 @@ has() { # WHAT HAYSTACK NEEDLE
 lacks() { # WHAT HAYSTACK NEEDLE
   if [[ $2 != *"$3"* ]]; then ok "$1"; else bad "$1: \"$3\" unexpected in: $2"; fi
 }
-mkdir -p "$work/home" "$work/state" "$work/fake"
+mkdir -p "$work/home/.ssh" "$work/state" "$work/fake"
+# The dry run checks the SSH key offline: give the job a default key, as a set-up machine has.
+ssh-keygen -q -t ed25519 -N '' -f "$work/home/.ssh/id_ed25519" >/dev/null
 config() { # JOB LINES...
   {
     echo "jobs:"
