@@ -294,3 +294,21 @@ sys_destroy_lab_pools() {
     done
   done
 }
+
+# The start of a system test that boots a container next to the lab (needs lab.sh and testlib.sh
+# sourced first): checks what it needs (skipping with the reason), brings up the lab, the cached
+# `system` rootfs and the project's .deb, and an overlay for the container PREFIX<lab id>.
+# Sets build, rootfs, deb, C (the container name) and root (its overlay); tears all down at exit.
+sys_lab_container() { # PREFIX
+  build=${HOZO_BUILD_DIR:-$SYS_ROOT_SRC/build}
+  sys_require
+  lab_require
+  [[ -f $build/CPackConfig.cmake ]] || sys_skip "no $build/CPackConfig.cmake (configure the build first)"
+  command -v cpack >/dev/null || sys_skip "cpack not found"
+  trap 'set +e; sys_cleanup; sys_destroy_lab_pools; lab_down' EXIT
+  rootfs=$(sys_rootfs system bookworm zfs-fuse cron) || { echo "FAIL rootfs"; exit 1; }
+  deb=$(sys_build_deb "$build" "$SYS_WORK/deb") || { echo "FAIL cpack -G DEB"; exit 1; }
+  lab_up || exit 1
+  C=$1$LAB_ID
+  root=$(sys_overlay "$rootfs" "$C") || { echo "FAIL overlay"; exit 1; }
+}

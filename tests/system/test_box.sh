@@ -20,18 +20,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lab/lab.sh"
 source "$here/../lab/testlib.sh"
 source "$here/systemlib.sh"
-build=${HOZO_BUILD_DIR:-$SYS_ROOT_SRC/build}
-sys_require
-lab_require
-[[ -f $build/CPackConfig.cmake ]] || sys_skip "no $build/CPackConfig.cmake (configure the build first)"
-command -v cpack >/dev/null || sys_skip "cpack not found"
-trap 'set +e; sys_cleanup; sys_destroy_lab_pools; lab_down' EXIT
-
-rootfs=$(sys_rootfs system bookworm zfs-fuse cron) || { echo "FAIL rootfs"; exit 1; }
-deb=$(sys_build_deb "$build" "$SYS_WORK/deb") || { echo "FAIL cpack -G DEB"; exit 1; }
-lab_up || exit 1
-C=box$LAB_ID
-root=$(sys_overlay "$rootfs" "$C") || { echo "FAIL overlay"; exit 1; }
+sys_lab_container box
 DISK=$(lab_disk_dev)
 PORT=9999
 URL=http://$LAB_BOX_IP:$PORT
