@@ -64,43 +64,10 @@ long rss_kib() {
   return -1;
 }
 
-int connect_loopback(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+using test::connect_loopback;
 
 /// Sends `request` verbatim and returns everything the server sent until it closed (or 5 s).
-std::string raw_exchange(int port, const std::string& request) {
-  const int fd = connect_loopback(port);
-  if (fd < 0) return {};
-  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string answer;
-  char buf[4096];
-  const auto deadline = Clock::now() + 5s;
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    const auto n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    answer.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return answer;
-}
-
-/// "HTTP/1.1 400 Bad Request..." → 400; 0 when there was no status line.
-int status_of(const std::string& answer) {
-  if (!starts_with(answer, "HTTP/1.1 ") || answer.size() < 12) return 0;
-  return static_cast<int>(parse_int(answer.substr(9, 3)).value_or(0));
-}
+std::string raw_exchange(int port, const std::string& request) { return test::http_exchange(port, request, 5s); }
 
 class BackupdTest : public ::testing::Test {
  protected:
@@ -207,7 +174,7 @@ TEST_F(BackupdTest, EveryProtectedRouteNeedsTheToken) {
     for (const auto& auth : auth_headers) {
       const auto answer = raw_exchange(
           port, method + " " + path + " HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 0\r\nConnection: close\r\n\r\n");
-      EXPECT_EQ(status_of(answer), 401) << method << " " << path << " with '" << auth << "'";
+      EXPECT_EQ(test::http_status(answer), 401) << method << " " << path << " with '" << auth << "'";
     }
   }
   EXPECT_TRUE(runner.calls().empty());
@@ -254,16 +221,16 @@ TEST_F(BackupdTest, TraversalAndInjectionInDeviceAre400AndRunNothing) {
                                         "/disk/sda?id=ata-DISK_1"};
   for (const auto& path : bad) {
     const auto get = raw_exchange(port, "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n");
-    EXPECT_EQ(status_of(get), 400) << path << ": " << get.substr(0, 200);
+    EXPECT_EQ(test::http_status(get), 400) << path << ": " << get.substr(0, 200);
     const auto q = path.find('?');
     const std::string spin = q == std::string::npos ? path + "/spinup" : path.substr(0, q) + "/spinup" + path.substr(q);
     const auto post = raw_exchange(
         port, "POST " + spin + " HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 0\r\nConnection: close\r\n\r\n");
-    EXPECT_EQ(status_of(post), 400) << spin << ": " << post.substr(0, 200);
+    EXPECT_EQ(test::http_status(post), 400) << spin << ": " << post.substr(0, 200);
   }
   // A raw `..` path never reaches a handler that could act on it.
   const auto raw = raw_exchange(port, "GET /disk/../../etc/passwd HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n");
-  EXPECT_TRUE(status_of(raw) == 400 || status_of(raw) == 404) << raw;
+  EXPECT_TRUE(test::http_status(raw) == 400 || test::http_status(raw) == 404) << raw;
   EXPECT_TRUE(runner.calls().empty());
   EXPECT_EQ(spinup_reads.load(), 0);
   // The client refuses bad names itself.
@@ -339,7 +306,7 @@ TEST_F(BackupdTest, InternalErrorsLeakNothing) {
   };
   const auto answer = raw_exchange(port, "GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
                                              std::string(kToken) + "\r\nConnection: close\r\n\r\n");
-  EXPECT_EQ(status_of(answer), 500) << answer;
+  EXPECT_EQ(test::http_status(answer), 500) << answer;
   EXPECT_EQ(answer.find("secret internal"), std::string::npos) << answer;
   EXPECT_NE(answer.find("internal error"), std::string::npos);
   // Invalid UTF-8 in command output is replaced, not an exception.
@@ -361,23 +328,23 @@ TEST_F(BackupdTest, OversizeBodyIsRefusedAndServerKeepsAnswering) {
   const auto big = raw_exchange(port, "POST /shutdown HTTP/1.1\r\nHost: x\r\n" + auth +
                                           "Content-Length: 1048576\r\n\r\n" + std::string(1 << 20, 'x'));
   // 413 at once, or the server closed the connection while we were still sending: both fine.
-  EXPECT_TRUE(status_of(big) == 413 || status_of(big) == 0) << big.substr(0, 200);
+  EXPECT_TRUE(test::http_status(big) == 413 || test::http_status(big) == 0) << big.substr(0, 200);
   EXPECT_FALSE(server->shutdown_requested());
   // A chunked body has no Content-Length: it is counted and the connection closed past the limit.
   std::string chunked = "POST /shutdown HTTP/1.1\r\nHost: x\r\n" + auth + "Transfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 64; ++i) chunked += "400\r\n" + std::string(1024, 'y') + "\r\n";
   chunked += "0\r\n\r\n";
   const auto chunked_answer = raw_exchange(port, chunked);
-  EXPECT_TRUE(status_of(chunked_answer) == 413 || status_of(chunked_answer) == 0) << chunked_answer.substr(0, 200);
+  EXPECT_TRUE(test::http_status(chunked_answer) == 413 || test::http_status(chunked_answer) == 0) << chunked_answer.substr(0, 200);
   EXPECT_FALSE(server->shutdown_requested());
   // A body within the limit is fine; Content-Encoding is refused (bodies are never decompressed).
   const auto gz = raw_exchange(port, "POST /shutdown HTTP/1.1\r\nHost: x\r\n" + auth +
                                          "Content-Encoding: gzip\r\nContent-Length: 2\r\nConnection: close\r\n\r\nxx");
-  EXPECT_EQ(status_of(gz), 415) << gz;
+  EXPECT_EQ(test::http_status(gz), 415) << gz;
   EXPECT_FALSE(server->shutdown_requested());
   const auto answer = raw_exchange(port, "POST /shutdown HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
                                              std::string(kToken) + "\r\nContent-Length: 99999999\r\n\r\nxx");
-  EXPECT_EQ(status_of(answer), 413) << answer;
+  EXPECT_EQ(test::http_status(answer), 413) << answer;
   EXPECT_FALSE(server->shutdown_requested());
   AgentClient client(url(port), Secret());
   EXPECT_TRUE(client.ping().ok());
@@ -398,7 +365,7 @@ TEST_F(BackupdTest, ThousandRapidRequestsAllAnswered) {
         const auto answer = raw_exchange(port, protected_route
                                                    ? "GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n"
                                                    : "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        const int status = status_of(answer);
+        const int status = test::http_status(answer);
         if (status == 200 || status == 401) {
           good.fetch_add(1);
         } else {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "hozo/util/strings.hpp"
+#include "test_support.hpp"
 
 namespace hozo::http {
 namespace {
@@ -26,33 +27,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 std::string roundtrip(int port, const std::string& request, std::chrono::milliseconds limit = 3000ms) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return {};
-  }
-  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string answer;
-  char buf[4096];
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
-    const auto n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    answer.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return answer;
-}
-
-int status_of(const std::string& answer) {
-  if (!starts_with(answer, "HTTP/1.1 ") || answer.size() < 12) return 0;
-  return static_cast<int>(parse_int(answer.substr(9, 3)).value_or(0));
+  return test::http_exchange(port, request, limit);
 }
 
 TEST(HttpRouter, MethodsParamsAndRest) {
@@ -148,14 +123,14 @@ TEST_F(HttpServerTest, HtmlCookiesFormsAndAccessLog) {
   });
   start(std::move(router));
   auto page = roundtrip(port, "GET / HTTP/1.1\r\nHost: x\r\nCookie: a=b; user=ann\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n");
-  EXPECT_EQ(status_of(page), 200) << page;
+  EXPECT_EQ(test::http_status(page), 200) << page;
   EXPECT_NE(page.find("Content-Type: text/html; charset=utf-8"), std::string::npos) << page;
   EXPECT_NE(page.find("Set-Cookie: seen=1; Path=/; HttpOnly; SameSite=Strict"), std::string::npos) << page;
   EXPECT_NE(page.find("<h1>hello ann</h1>"), std::string::npos);
   const std::string body = "user=b%C3%B6b&x=1";
   auto login = roundtrip(port, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                               "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
-  EXPECT_EQ(status_of(login), 200) << login;
+  EXPECT_EQ(test::http_status(login), 200) << login;
   EXPECT_NE(login.find(R"({"peer":"127.0.0.1","user":"böb"})"), std::string::npos) << login;
   std::this_thread::sleep_for(50ms);
   const auto e = entries();
@@ -179,7 +154,7 @@ TEST_F(HttpServerTest, StreamedBodyArrivesPieceByPiece) {
   });
   start(std::move(router));
   const auto answer = roundtrip(port, "GET /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  EXPECT_EQ(status_of(answer), 200) << answer;
+  EXPECT_EQ(test::http_status(answer), 200) << answer;
   EXPECT_NE(answer.find("Transfer-Encoding: chunked"), std::string::npos) << answer;
   EXPECT_NE(answer.find("data: 0\n\n"), std::string::npos);
   EXPECT_NE(answer.find("data: 2\n\n"), std::string::npos);
@@ -203,11 +178,11 @@ TEST_F(HttpServerTest, GuardRunsBeforeTheBodyAndLimitsHold) {
   start(std::move(router), limits);
   // 401 on the headers, with a huge declared body that is never sent.
   auto refused = roundtrip(port, "POST /act HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n");
-  EXPECT_EQ(status_of(refused), 401) << refused;
+  EXPECT_EQ(test::http_status(refused), 401) << refused;
   auto big = roundtrip(port, "POST /act HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\nContent-Length: 65\r\n\r\n" + std::string(65, 'a'));
-  EXPECT_EQ(status_of(big), 413) << big;
+  EXPECT_EQ(test::http_status(big), 413) << big;
   auto fine = roundtrip(port, "POST /act HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\nContent-Length: 64\r\nConnection: close\r\n\r\n" + std::string(64, 'a'));
-  EXPECT_EQ(status_of(fine), 200) << fine;
+  EXPECT_EQ(test::http_status(fine), 200) << fine;
   EXPECT_EQ(handled.load(), 1);
   // keep_alive_max 2: the second answer on a connection closes it.
   auto two = roundtrip(port, "POST /act HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\nContent-Length: 0\r\n\r\n"
@@ -217,7 +192,7 @@ TEST_F(HttpServerTest, GuardRunsBeforeTheBodyAndLimitsHold) {
   for (auto pos = two.find("HTTP/1.1 200"); pos != std::string::npos; pos = two.find("HTTP/1.1 200", pos + 1)) ++answers;
   EXPECT_EQ(answers, 2U) << two;
   auto gz = roundtrip(port, "POST /act HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\nContent-Encoding: gzip\r\nContent-Length: 1\r\n\r\nx");
-  EXPECT_EQ(status_of(gz), 415) << gz;
+  EXPECT_EQ(test::http_status(gz), 415) << gz;
 }
 
 TEST_F(HttpServerTest, HandlerExceptionsAre500WithoutDetails) {
@@ -225,7 +200,7 @@ TEST_F(HttpServerTest, HandlerExceptionsAre500WithoutDetails) {
   router.get("/boom", [](const Request&) -> Response { throw std::runtime_error("secret detail"); });
   start(std::move(router));
   const auto answer = roundtrip(port, "GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  EXPECT_EQ(status_of(answer), 500);
+  EXPECT_EQ(test::http_status(answer), 500);
   EXPECT_EQ(answer.find("secret detail"), std::string::npos);
 }
 

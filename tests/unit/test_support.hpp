@@ -1,10 +1,16 @@
 #pragma once
 // Shared helpers for the unit tests.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <filesystem>
@@ -40,6 +46,48 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// A TCP connection to 127.0.0.1:`port`; -1 when it is refused.
+inline int connect_loopback(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// Sends `request` verbatim to 127.0.0.1:`port` and returns everything the server sent until it
+/// closed the connection or `limit` passed; empty when the connection was refused.
+inline std::string http_exchange(int port, const std::string& request, std::chrono::milliseconds limit) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return {};
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string answer;
+  char buf[4096];
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    const auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
+
+/// "HTTP/1.1 400 Bad Request..." → 400; 0 when there was no status line.
+inline int http_status(const std::string& answer) {
+  if (answer.rfind("HTTP/1.1 ", 0) != 0 || answer.size() < 12) return 0;
+  const auto code = answer.substr(9, 3);
+  if (code.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoi(code);
+}
 
 /// Runs `body` in a forked child; the child's exit status is its return value (99 on exception).
 inline pid_t spawn(const std::function<int()>& body) {
