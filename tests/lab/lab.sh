@@ -185,8 +185,17 @@ _lab_zfs_start() {
   if ! pgrep -x zfs-fuse >/dev/null; then
     _lab_log "starting zfs-fuse"
     mkdir -p /var/run/zfs /var/lock/zfs
+    # A pid file left by a daemon that was killed (a session ending, kill -9) makes zfs-fuse exit 1
+    # without a word; no zfs-fuse runs, so it is stale.
+    rm -f /run/hozo-lab-zfs-fuse.pid
     # pid file and log outside the lab dir: the daemon may outlive this lab (other pools in it)
-    setsid /usr/sbin/zfs-fuse --pidfile /run/hozo-lab-zfs-fuse.pid </dev/null >>/run/hozo-lab-zfs-fuse.log 2>&1 8>&-
+    if ! setsid /usr/sbin/zfs-fuse --pidfile /run/hozo-lab-zfs-fuse.pid </dev/null >>/run/hozo-lab-zfs-fuse.log 2>&1 8>&-; then
+      _lab_log "zfs-fuse did not start; the end of /run/hozo-lab-zfs-fuse.log:"
+      tail -n 20 /run/hozo-lab-zfs-fuse.log >&2
+      flock -u 8
+      exec 8>&-
+      return 1
+    fi
     echo started >"$LAB_DIR/zfs-fuse.started"
   fi
   local i
