@@ -885,6 +885,8 @@ const Rules<Draft>& job_rules() {
       {"no_privilege_elevation", Scope::both,
        [](const Field& f, Draft& d) { f.boolean(d.job.no_privilege_elevation); }},
       {"schedule", Scope::both, [](const Field& f, Draft& d) { f.string(d.job.schedule, check_schedule); }},
+      {"overdue_after", Scope::both,
+       [](const Field& f, Draft& d) { f.duration(d.job.overdue_after, 0, 366 * 86400); }},
       {"backup_device", Scope::both, [](const Field& f, Draft& d) { f.string(d.job.backup_device, check_device); }},
       {"disk_spinup_timeout", Scope::both,
        [](const Field& f, Draft& d) { f.duration(d.job.disk_spinup_timeout, 0, 3600); }},
@@ -1230,6 +1232,7 @@ settings:
   # wol_repeat: 3               # (ext) magic packets per wake attempt (1..100)
   # wol_password: "01:02:03:04:05:06"  # (ext) SecureOn password (or wol_password_file)
   # disk_spinup_timeout: 90     # how long backup_device may take to appear and spin up
+  # overdue_after: 36h          # (ext) status/--check: overdue without a success this long; 0 = 1.5x the schedule's period
   history: 50                   # (ext) runs remembered per job in the state file (1..10000)
   log_keep: 20                  # (ext) run logs kept per job (1..10000)
 
