@@ -149,12 +149,12 @@ bool settle_woken_marker(HostLease& lease, const StateStore& state, const Job& j
   if (!marker || !*marker) return false;
   const std::string& id = (*marker)->run_id;
   bool late_wake = false;
-  if (auto all = state.all()) {
-    for (const auto& [name, js] : *all) {
-      for (const auto& r : js.runs) late_wake = late_wake || (r.run_id == id && r.failed_stage == "wait" && r.woke_host);
-      for (const auto& r : js.restores) {
-        late_wake = late_wake || (r.restore_id == id && r.failed_stage == "wake" && r.woke_host);
-      }
+  if (auto run = state.find_run(id); run && *run) {
+    late_wake = (*run)->failed_stage == "wait" && (*run)->woke_host;
+  } else if (auto js = state.summaries()) {
+    for (const auto& [name, summary] : *js) {
+      const auto& r = summary.last_restore;
+      late_wake = late_wake || (r && r->restore_id == id && r->failed_stage == "wake" && r->woke_host);
     }
   }
   if (!late_wake && marker_of_dead_run(**marker, state)) {

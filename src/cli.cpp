@@ -262,9 +262,10 @@ std::optional<StateStore> open_state_read(const Globals& g, const Config& config
   return std::nullopt;
 }
 
-std::map<std::string, JobState> read_all(const std::optional<StateStore>& store) {
+/// Every job's summary (last run, last success, running runs); empty without a state file.
+std::map<std::string, JobSummary> read_summaries(const std::optional<StateStore>& store) {
   if (!store) return {};
-  return unwrap(store->all());
+  return unwrap(store->summaries());
 }
 
 /// "2026-12-01T20:00:05Z" -> "2026-12-01 20:00" (UTC) for narrow tables.
@@ -333,10 +334,10 @@ enum class ListFormat { narrow, wide };
 int cmd_jobs_list(const Globals& g, ListFormat format) {
   const auto config = load(g);
   const auto store = open_state_read(g, config, MissingState::warn);
-  const auto all = read_all(store);
+  const auto all = read_summaries(store);
   const auto last_of = [&](const std::string& name) -> const RunRecord* {
     const auto it = all.find(name);
-    return it == all.end() ? nullptr : it->second.last();
+    return it == all.end() ? nullptr : it->second.newest();
   };
   if (g.json) {
     auto arr = nlohmann::json::array();
@@ -517,20 +518,49 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
 
 // ---------------------------------------------------------------- status / history
 
-nlohmann::json status_json(const Job* job, const std::string& name, const JobState* state) {
+nlohmann::json status_json(const Job* job, const std::string& name, const JobSummary* summary, const RunRecord* full_last,
+                           const std::optional<RunProgress>& progress) {
   nlohmann::json j;
   j["name"] = name;
   if (job != nullptr) add_schedule_json(j, *job);
-  const RunRecord* last = state != nullptr ? state->last() : nullptr;
+  const RunRecord* last = full_last != nullptr ? full_last : (summary != nullptr ? summary->newest() : nullptr);
   j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
-  const bool restored = state != nullptr && !state->restores.empty();
-  j["last_restore"] = restored ? nlohmann::json(state->restores.back()) : nlohmann::json(nullptr);
+  const bool succeeded = summary != nullptr && summary->last_success;
+  j["last_success"] = succeeded ? nlohmann::json(*summary->last_success) : nlohmann::json(nullptr);
+  j.update(health_json(assess_job(job, summary, std::chrono::system_clock::now())));
+  auto running = nlohmann::json::array();
+  if (summary != nullptr) {
+    for (const auto& r : summary->running) {
+      running.push_back({{"run_id", r.run_id}, {"started", r.started}, {"pid", r.pid}, {"hostname", r.hostname}});
+    }
+  }
+  j["running"] = std::move(running);
+  j["progress"] = progress ? nlohmann::json(*progress) : nlohmann::json(nullptr);
+  const bool restored = summary != nullptr && summary->last_restore;
+  j["last_restore"] = restored ? nlohmann::json(*summary->last_restore) : nlohmann::json(nullptr);
   return j;
+}
+
+std::string bytes_text(std::int64_t bytes) {
+  if (bytes < 0) return "?";
+  static constexpr std::array<const char*, 5> kUnits{"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  std::size_t u = 0;
+  while (v >= 1024.0 && u + 1 < kUnits.size()) {
+    v /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, kUnits[u]);
 }
 
 void print_run_details(const RunRecord& r) {
   fmt::print("  run        {}\n", r.run_id);
-  fmt::print("  outcome    {} (exit {})\n", to_string(r.outcome), r.exit_code);
+  const bool running = r.outcome == RunOutcome::running;
+  if (running) {
+    fmt::print("  outcome    running (pid {}{}{})\n", r.pid, r.hostname.empty() ? "" : " on ", r.hostname);
+  } else {
+    fmt::print("  outcome    {} (exit {})\n", to_string(r.outcome), r.exit_code);
+  }
   fmt::print("  started    {}\n", r.started);
   if (!r.finished.empty()) {
     fmt::print("  finished   {} ({})\n", r.finished, format_duration(std::chrono::duration<double>(r.duration_seconds)));
@@ -541,8 +571,10 @@ void print_run_details(const RunRecord& r) {
     fmt::print("  reason     {}\n", r.error);  // e.g. why a run was interrupted
   }
   fmt::print("  box        {}\n", r.woke_host ? "woken by hozo" : (r.was_up_before ? "was already up" : "-"));
-  fmt::print("  shutdown   {}{}{}\n", to_string(r.shutdown.outcome), r.shutdown.message.empty() ? "" : ": ",
-             r.shutdown.message);
+  if (!running) {
+    fmt::print("  shutdown   {}{}{}\n", to_string(r.shutdown.outcome), r.shutdown.message.empty() ? "" : ": ",
+               r.shutdown.message);
+  }
   if (r.attempts > 0) fmt::print("  attempts   {}\n", r.attempts);
   for (const auto& s : r.stages) {
     fmt::print("  stage      {} {:<9} {:>7}  {}\n", s.ok ? "✓" : "✗", s.name,
@@ -553,26 +585,48 @@ void print_run_details(const RunRecord& r) {
                d.guid_match ? "verified" : "NOT verified", d.newest_source_snapshot.empty() ? "-" : d.newest_source_snapshot,
                d.remote_snapshot_count);
   }
+  for (const auto& t : r.transfers) {
+    fmt::print("  sent       {} → {}: {} in {} ({}/s){}\n", t.source, t.target, bytes_text(t.bytes),
+               format_duration(std::chrono::duration<double>(t.seconds)),
+               bytes_text(static_cast<std::int64_t>(t.bytes_per_second)),
+               t.estimated_bytes >= 0 ? fmt::format(", syncoid estimated {}", bytes_text(t.estimated_bytes)) : "");
+  }
   for (const auto& n : r.notifications) {
     fmt::print("  notify     {} {}{}{}\n", n.channel, n.ok ? "ok" : "FAILED", n.message.empty() ? "" : ": ", n.message);
   }
   if (!r.log_file.empty()) fmt::print("  log        {}\n", r.log_file);
 }
 
+std::string last_success_text(const JobHealth& h, const JobSummary* js) {
+  if (js == nullptr || !js->last_success) return "never";
+  const auto& r = *js->last_success;
+  std::string s = r.finished.empty() ? r.started : r.finished;
+  if (h.success_age) s += " (" + age_text(*h.success_age) + ")";
+  return s;
+}
+
 int cmd_status(const Globals& g, const std::string& name) {
   const auto config = load(g);
   const auto store = open_state_read(g, config, MissingState::fail);
-  const auto all = read_all(store);
-  const auto state_of = [&](const std::string& n) -> const JobState* {
+  const auto all = read_summaries(store);
+  const auto now = std::chrono::system_clock::now();
+  const auto summary_of = [&](const std::string& n) -> const JobSummary* {
     const auto it = all.find(n);
     return it == all.end() ? nullptr : &it->second;
   };
   if (!name.empty()) {
     const BrokenJob* broken = config.find_broken(name);
     const Job* job = broken != nullptr ? nullptr : &find_job(config, name);
-    const JobState* st = state_of(name);
+    const JobSummary* js = summary_of(name);
+    const auto st = store ? unwrap(store->job(name)) : JobState{};
+    const RunRecord* last = st.last();
+    std::optional<RunProgress> progress;
+    if (store && last != nullptr && last->outcome == RunOutcome::running) {
+      progress = store->read_progress(name, last->run_id);
+    }
+    const auto health = assess_job(job, js, now);
     if (g.json) {
-      auto j = status_json(job, name, st);
+      auto j = status_json(job, name, js, last, progress);
       j["config_error"] = broken != nullptr ? broken_json(*broken)["config_error"] : nlohmann::json(nullptr);
       print_json(j);
       return broken != nullptr ? to_int(ExitCode::config) : 0;
@@ -584,42 +638,64 @@ int cmd_status(const Globals& g, const std::string& name) {
       fmt::print("{} ({})\n", job->name, datasets_summary(*job));
       fmt::print("  schedule   {} (next: {})\n", schedule_text(*job), next_run_text(*job));
     }
-    if (st == nullptr || st->last() == nullptr) {
+    fmt::print("  health     {}{}\n", health.status,
+               health.overdue_after.count() > 0
+                   ? fmt::format(" (overdue without a success for {})", format_duration(health.overdue_after))
+                   : "");
+    fmt::print("  success    {}\n", last_success_text(health, js));
+    if (last == nullptr) {
       fmt::print("  never run\n");
     } else {
-      print_run_details(*st->last());
+      print_run_details(*last);
     }
-    if (st != nullptr && !st->restores.empty()) {
-      const auto& r = st->restores.back();
+    if (progress) {
+      fmt::print("  progress   {}{}{}: {} of {}, {}/s, ETA {} (updated {})\n", progress->stage,
+                 progress->dataset.empty() ? "" : " ", progress->dataset, bytes_text(progress->bytes_done),
+                 bytes_text(progress->bytes_total), bytes_text(static_cast<std::int64_t>(progress->bytes_per_second)),
+                 progress->eta_seconds >= 0 ? format_duration(std::chrono::duration<double>(progress->eta_seconds)) : "?",
+                 progress->updated);
+    }
+    if (js != nullptr && js->last_restore) {
+      const auto& r = *js->last_restore;
       fmt::print("  restore    {} {} {} → {}{}{} ({} restore(s) recorded)\n", r.restore_id, to_string(r.outcome),
                  r.backup, r.target, r.restored_snapshot.empty() ? "" : " (" + r.restored_snapshot + ")",
-                 r.error.empty() ? "" : ": " + r.error, st->restores.size());
+                 r.error.empty() ? "" : ": " + r.error, st.restores.size());
     }
     return broken != nullptr ? to_int(ExitCode::config) : 0;
   }
   auto arr = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "HEALTH", "LAST RESULT", "LAST SUCCESS"});
   for (const auto& job : config.jobs) {
-    const JobState* st = state_of(job.name);
+    const JobSummary* js = summary_of(job.name);
     if (g.json) {
-      auto j = status_json(&job, job.name, st);
+      auto j = status_json(&job, job.name, js, nullptr, std::nullopt);
       j["config_error"] = nullptr;
       arr.push_back(std::move(j));
     } else {
-      fmt::print("{:<20} {}\n", job.name, last_result_text(st != nullptr ? st->last() : nullptr));
+      const auto health = assess_job(&job, js, now);
+      rows.push_back({job.name, health.status + (health.running && health.status != "running" ? ", running" : ""),
+                      last_result_text(js != nullptr ? js->newest() : nullptr), last_success_text(health, js)});
     }
   }
   for (const auto& broken : config.broken_jobs) {
-    const JobState* st = state_of(broken.name);
+    const JobSummary* js = summary_of(broken.name);
     if (g.json) {
-      auto j = status_json(nullptr, broken.name, st);
+      auto j = status_json(nullptr, broken.name, js, nullptr, std::nullopt);
       j["config_error"] = broken_json(broken)["config_error"];
       arr.push_back(std::move(j));
     } else {
-      fmt::print("{:<20} CONFIG ERROR, cannot run ({} error(s); hozo config validate); last: {}\n", broken.name,
-                 broken.issues.size(), last_result_text(st != nullptr ? st->last() : nullptr));
+      const auto health = assess_job(nullptr, js, now);
+      rows.push_back({broken.name,
+                      fmt::format("CONFIG ERROR, cannot run ({} error(s); hozo config validate)", broken.issues.size()),
+                      last_result_text(js != nullptr ? js->newest() : nullptr), last_success_text(health, js)});
     }
   }
-  if (g.json) print_json(arr);
+  if (g.json) {
+    print_json(arr);
+    return 0;
+  }
+  print_table(rows);
   return 0;
 }
 
@@ -887,10 +963,20 @@ int run(int argc, char** argv) {
                 "on the box (drops --no-rollback from syncoid's arguments)");
   run->callback([&] { action = [&] { return cmd_jobs_run(g, run_names, run_all, dry_run, force_rollback); }; });
 
-  std::string status_name;
-  auto* status = app.add_subcommand("status", "last result of each job (or details of one)");
-  status->add_option("NAME", status_name, "job name");
-  status->callback([&] { action = [&] { return cmd_status(g, status_name); }; });
+  std::vector<std::string> status_names;
+  bool status_check = false;
+  auto* status = app.add_subcommand("status", "health and last result of each job (or details of one)");
+  status->add_option("NAME", status_names, "job name (--check: several)");
+  status->add_flag("--check", status_check,
+                   "for monitoring: one Nagios-style line per job; exit 0 ok, 1 a last run failed, 2 overdue, 3 unknown");
+  status->callback([&] {
+    action = [&] {
+      if (status_check) return cmd_status_check(g, status_names);
+      if (status_names.size() > 1) leave(make_error(ExitCode::usage, "status takes one job name (or --check NAME...)"));
+      return cmd_status(g, status_names.empty() ? std::string() : status_names.front());
+    };
+  });
+  add_logs_command(app, g, action);
 
   std::string history_name;
   int history_count = 20;

@@ -636,6 +636,8 @@ const Rules<Draft>& job_rules() {
       {"no_privilege_elevation", Scope::both,
        [](const Field& f, Draft& d) { f.boolean(d.job.no_privilege_elevation); }},
       {"schedule", Scope::both, [](const Field& f, Draft& d) { f.string(d.job.schedule, check_schedule); }},
+      {"overdue_after", Scope::both,
+       [](const Field& f, Draft& d) { f.duration(d.job.overdue_after, 0, 366 * 86400); }},
       {"backup_device", Scope::both, [](const Field& f, Draft& d) { f.string(d.job.backup_device, check_device); }},
       {"disk_spinup_timeout", Scope::both,
        [](const Field& f, Draft& d) { f.duration(d.job.disk_spinup_timeout, 0, 3600); }},

@@ -56,6 +56,7 @@ settings:
   # wol_repeat: 3               # (ext) magic packets per wake attempt (1..100)
   # wol_password: "01:02:03:04:05:06"  # (ext) SecureOn password (or wol_password_file)
   # disk_spinup_timeout: 90     # how long backup_device may take to appear and spin up
+  # overdue_after: 36h          # (ext) status/--check: overdue without a success this long; 0 = 1.5x the schedule's period
   history: 50                   # (default) (ext) runs remembered per job in the state file (1..10000)
   log_keep: 20                  # (default) (ext) run logs kept per job (1..10000)
 

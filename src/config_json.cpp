@@ -103,6 +103,7 @@ nlohmann::ordered_json job_to_json(const Job& job) {
   j["hold_snapshots"] = job.hold_snapshots;
   j["host_sharing"] = to_string(job.host_sharing);
   j["host_lock_timeout"] = job.host_lock_timeout.count();
+  j["overdue_after"] = job.overdue_after.count();
   j["target_pool_import"] = job.target_pool_import;
   j["target_pool_import_dirs"] = job.target_pool_import_dirs;
   j["schedule"] = job.schedule;

@@ -77,6 +77,7 @@ class Pipeline {
   template <typename Fn>
   Result<void> stage(std::string_view name, Fn&& body);
   void save();
+  void progress(std::string_view stage);  ///< the run's progress file: current stage
   void fail(std::string_view stage, const Error& error);
   Result<void> preflight(StageTiming& timing);
   Result<void> wake_and_wait();
@@ -110,6 +111,7 @@ Result<void> Pipeline::stage(std::string_view name, Fn&& body) {
     return interrupted_error();
   }
   if (opt_.reporter != nullptr) opt_.reporter->stage_started(job_.name, name);
+  progress(name);
   StageTiming timing;
   timing.name = std::string(name);
   timing.started = iso8601_utc(sys_.clock().now());
@@ -129,6 +131,15 @@ Result<void> Pipeline::stage(std::string_view name, Fn&& body) {
   save();
   if (opt_.reporter != nullptr) opt_.reporter->stage_finished(job_.name, timing);
   return result;
+}
+
+void Pipeline::progress(std::string_view stage) {
+  RunProgress p;
+  p.run_id = rec_.run_id;
+  p.job = rec_.job;
+  p.stage = std::string(stage);
+  p.updated = iso8601_utc(sys_.clock().now());
+  if (auto r = state_.write_progress(p); !r) spdlog::debug("[{}] progress: {}", job_.name, r.error().message);
 }
 
 void Pipeline::save() {
@@ -394,6 +405,7 @@ void Pipeline::shutdown() {
   timing.started = iso8601_utc(sys_.clock().now());
   const auto t0 = sys_.clock().steady_now();
   if (opt_.reporter != nullptr) opt_.reporter->stage_started(job_.name, "shutdown");
+  progress("shutdown");
   sd = finish_host_use(*lease_, sys_, job_, box_up_, PowerOffRules{true, job_.shutdown_only_if_woken});
   timing.seconds = std::chrono::duration<double>(sys_.clock().steady_now() - t0).count();
   timing.ok = sd.outcome != ShutdownOutcome::failed;

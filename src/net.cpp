@@ -349,7 +349,10 @@ Result<WaitOutcome> wait_loop(const WaitOptions& options, Clock& clock, const st
       while (next_resend <= now) next_resend += options.resend_interval;
     }
     // Sleep until the next probe in small slices so a cancel is noticed quickly.
-    const auto wake_at = std::min(now + interval, deadline);
+    const auto pause = outcome.last.state == ProbeState::refused
+                           ? std::clamp(options.refused_poll_interval, Millis(1), interval)
+                           : interval;
+    const auto wake_at = std::min(now + pause, deadline);
     while ((now = clock.steady_now()) < wake_at) {
       if (is_cancelled(cancel)) return interrupted();
       clock.sleep_for(std::min(std::chrono::duration_cast<Millis>(wake_at - now) + Millis(1), kCancelSlice));

@@ -87,6 +87,12 @@ void read_field(const json& j, const char* key, T& out) {
   if (it != j.end() && !it->is_null()) it->get_to(out);
 }
 
+template <typename T>
+void read_field(const json& j, const char* key, std::optional<T>& out) {
+  const auto it = j.find(key);
+  if (it != j.end() && !it->is_null()) out = it->get<T>();
+}
+
 [[noreturn]] void shape_error(const json& j, std::string_view what) {
   throw json::type_error::create(302, fmt::format("{} (got {})", what, j.type_name()), &j);
 }
@@ -120,52 +126,36 @@ void from_json(const json& j, ShutdownOutcome& v) {
   v = parse_shutdown_outcome(j.get<std::string>()).value_or(ShutdownOutcome::not_requested);
 }
 
-void to_json(json& j, const StageTiming& v) {
-  j = start_object(v.extra);
-  j["name"] = v.name;
-  j["started"] = v.started;
-  j["seconds"] = v.seconds;
-  j["ok"] = v.ok;
-  j["message"] = v.message;
-}
+// One field list per type: to_json starts from the unknown keys kept at read time and writes every
+// field (nlohmann's NLOHMANN_JSON_TO); from_json defaults missing/null keys and keeps unknown ones.
+#define HOZO_JSON_GET(field) read_field(nlohmann_json_j, #field, nlohmann_json_t.field);
+#define HOZO_JSON_KEY(field) #field,
+#define HOZO_STATE_JSON(Type, ...)                                                                   \
+  void to_json(json& nlohmann_json_j, const Type& nlohmann_json_t) {                               \
+    nlohmann_json_j = start_object(nlohmann_json_t.extra);                                         \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__))                      \
+  }                                                                                                \
+  void from_json(const json& nlohmann_json_j, Type& nlohmann_json_t) {                             \
+    require_object(nlohmann_json_j, #Type);                                                        \
+    nlohmann_json_t = Type{};                                                                      \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(HOZO_JSON_GET, __VA_ARGS__))                         \
+    nlohmann_json_t.extra =                                                                        \
+        unknown_keys(nlohmann_json_j, {NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(HOZO_JSON_KEY, __VA_ARGS__))}); \
+  }
 
-void from_json(const json& j, StageTiming& v) {
-  require_object(j, "a stage");
-  v = StageTiming{};
-  read_field(j, "name", v.name);
-  read_field(j, "started", v.started);
-  read_field(j, "seconds", v.seconds);
-  read_field(j, "ok", v.ok);
-  read_field(j, "message", v.message);
-  v.extra = unknown_keys(j, {"name", "started", "seconds", "ok", "message"});
-}
-
-void to_json(json& j, const DatasetVerification& v) {
-  j = start_object(v.extra);
-  j["source"] = v.source;
-  j["target"] = v.target;
-  j["newest_source_snapshot"] = v.newest_source_snapshot;
-  j["newest_target_snapshot"] = v.newest_target_snapshot;
-  j["guid_match"] = v.guid_match;
-  j["remote_snapshot_count"] = v.remote_snapshot_count;
-  j["source_guid"] = v.source_guid;
-  j["held_snapshot"] = v.held_snapshot;
-}
-
-void from_json(const json& j, DatasetVerification& v) {
-  require_object(j, "a dataset verification");
-  v = DatasetVerification{};
-  read_field(j, "source", v.source);
-  read_field(j, "target", v.target);
-  read_field(j, "newest_source_snapshot", v.newest_source_snapshot);
-  read_field(j, "newest_target_snapshot", v.newest_target_snapshot);
-  read_field(j, "guid_match", v.guid_match);
-  read_field(j, "remote_snapshot_count", v.remote_snapshot_count);
-  read_field(j, "source_guid", v.source_guid);
-  read_field(j, "held_snapshot", v.held_snapshot);
-  v.extra = unknown_keys(j, {"source", "target", "newest_source_snapshot", "newest_target_snapshot", "guid_match",
-                             "remote_snapshot_count", "source_guid", "held_snapshot"});
-}
+HOZO_STATE_JSON(StageTiming, name, started, seconds, ok, message)
+HOZO_STATE_JSON(DatasetVerification, source, target, newest_source_snapshot, newest_target_snapshot, guid_match,
+                remote_snapshot_count, source_guid, held_snapshot)
+HOZO_STATE_JSON(DatasetTransfer, source, target, bytes, estimated_bytes, seconds, bytes_per_second)
+HOZO_STATE_JSON(NotificationResult, channel, ok, message)
+HOZO_STATE_JSON(RunRecord, run_id, job, started, finished, duration_seconds, outcome, exit_code, failed_stage, error,
+                stages, datasets, transfers, bytes_sent, attempts, woke_host, was_up_before, shutdown, notifications,
+                pid, pid_start_ticks, hostname, log_file, child_pgids, error_cause)
+HOZO_STATE_JSON(RestoreRecord, restore_id, job, started, finished, duration_seconds, outcome, exit_code, failed_stage,
+                error, source, backup, target, snapshot, restored_snapshot, in_place, woke_host, was_up_before,
+                shutdown, pid, pid_start_ticks, hostname)
+HOZO_STATE_JSON(RunProgress, run_id, job, stage, dataset, bytes_done, bytes_total, bytes_per_second, eta_seconds,
+                updated, final)
 
 void to_json(json& j, const ShutdownResult& v) { j = json{{"outcome", v.outcome}, {"message", v.message}}; }
 
@@ -176,132 +166,30 @@ void from_json(const json& j, ShutdownResult& v) {
   read_field(j, "message", v.message);
 }
 
-void to_json(json& j, const NotificationResult& v) {
+void to_json(json& j, const JobSummary& v) {
   j = start_object(v.extra);
-  j["channel"] = v.channel;
-  j["ok"] = v.ok;
-  j["message"] = v.message;
+  if (v.last) j["last"] = *v.last;
+  if (v.last_success) j["last_success"] = *v.last_success;
+  if (!v.running.empty()) j["running"] = v.running;
+  if (v.last_restore) j["last_restore"] = *v.last_restore;
 }
 
-void from_json(const json& j, NotificationResult& v) {
-  require_object(j, "a notification");
-  v = NotificationResult{};
-  read_field(j, "channel", v.channel);
-  read_field(j, "ok", v.ok);
-  read_field(j, "message", v.message);
-  v.extra = unknown_keys(j, {"channel", "ok", "message"});
+void from_json(const json& j, JobSummary& v) {
+  require_object(j, "a job summary");
+  v = JobSummary{};
+  read_field(j, "last", v.last);
+  read_field(j, "last_success", v.last_success);
+  if (const auto it = j.find("running"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) shape_error(*it, "running must be an array");
+    it->get_to(v.running);
+  }
+  read_field(j, "last_restore", v.last_restore);
+  v.extra = unknown_keys(j, {"last", "last_success", "running", "last_restore"});
 }
 
-void to_json(json& j, const RunRecord& v) {
-  j = start_object(v.extra);
-  j["run_id"] = v.run_id;
-  j["job"] = v.job;
-  j["started"] = v.started;
-  j["finished"] = v.finished;
-  j["duration_seconds"] = v.duration_seconds;
-  j["outcome"] = v.outcome;
-  j["exit_code"] = v.exit_code;
-  j["failed_stage"] = v.failed_stage;
-  j["error"] = v.error;
-  j["stages"] = v.stages;
-  j["datasets"] = v.datasets;
-  j["attempts"] = v.attempts;
-  j["woke_host"] = v.woke_host;
-  j["was_up_before"] = v.was_up_before;
-  j["shutdown"] = v.shutdown;
-  j["notifications"] = v.notifications;
-  j["pid"] = v.pid;
-  j["pid_start_ticks"] = v.pid_start_ticks;
-  j["hostname"] = v.hostname;
-  j["log_file"] = v.log_file;
-  j["child_pgids"] = v.child_pgids;
-  j["error_cause"] = v.error_cause;
-}
-
-void from_json(const json& j, RunRecord& v) {
-  require_object(j, "a run");
-  v = RunRecord{};
-  read_field(j, "run_id", v.run_id);
-  read_field(j, "job", v.job);
-  read_field(j, "started", v.started);
-  read_field(j, "finished", v.finished);
-  read_field(j, "duration_seconds", v.duration_seconds);
-  read_field(j, "outcome", v.outcome);
-  read_field(j, "exit_code", v.exit_code);
-  read_field(j, "failed_stage", v.failed_stage);
-  read_field(j, "error", v.error);
-  read_field(j, "stages", v.stages);
-  read_field(j, "datasets", v.datasets);
-  read_field(j, "attempts", v.attempts);
-  read_field(j, "woke_host", v.woke_host);
-  read_field(j, "was_up_before", v.was_up_before);
-  read_field(j, "shutdown", v.shutdown);
-  read_field(j, "notifications", v.notifications);
-  read_field(j, "pid", v.pid);
-  read_field(j, "pid_start_ticks", v.pid_start_ticks);
-  read_field(j, "hostname", v.hostname);
-  read_field(j, "log_file", v.log_file);
-  read_field(j, "child_pgids", v.child_pgids);
-  read_field(j, "error_cause", v.error_cause);
-  v.extra = unknown_keys(j, {"run_id", "job", "started", "finished", "duration_seconds", "outcome", "exit_code",
-                             "failed_stage", "error", "stages", "datasets", "attempts", "woke_host", "was_up_before",
-                             "shutdown", "notifications", "pid", "pid_start_ticks", "hostname", "log_file",
-                             "child_pgids", "error_cause"});
-}
-
-void to_json(json& j, const RestoreRecord& v) {
-  j = start_object(v.extra);
-  j["restore_id"] = v.restore_id;
-  j["job"] = v.job;
-  j["started"] = v.started;
-  j["finished"] = v.finished;
-  j["duration_seconds"] = v.duration_seconds;
-  j["outcome"] = v.outcome;
-  j["exit_code"] = v.exit_code;
-  j["failed_stage"] = v.failed_stage;
-  j["error"] = v.error;
-  j["source"] = v.source;
-  j["backup"] = v.backup;
-  j["target"] = v.target;
-  j["snapshot"] = v.snapshot;
-  j["restored_snapshot"] = v.restored_snapshot;
-  j["in_place"] = v.in_place;
-  j["woke_host"] = v.woke_host;
-  j["was_up_before"] = v.was_up_before;
-  j["shutdown"] = v.shutdown;
-  j["pid"] = v.pid;
-  j["pid_start_ticks"] = v.pid_start_ticks;
-  j["hostname"] = v.hostname;
-}
-
-void from_json(const json& j, RestoreRecord& v) {
-  require_object(j, "a restore");
-  v = RestoreRecord{};
-  read_field(j, "restore_id", v.restore_id);
-  read_field(j, "job", v.job);
-  read_field(j, "started", v.started);
-  read_field(j, "finished", v.finished);
-  read_field(j, "duration_seconds", v.duration_seconds);
-  read_field(j, "outcome", v.outcome);
-  read_field(j, "exit_code", v.exit_code);
-  read_field(j, "failed_stage", v.failed_stage);
-  read_field(j, "error", v.error);
-  read_field(j, "source", v.source);
-  read_field(j, "backup", v.backup);
-  read_field(j, "target", v.target);
-  read_field(j, "snapshot", v.snapshot);
-  read_field(j, "restored_snapshot", v.restored_snapshot);
-  read_field(j, "in_place", v.in_place);
-  read_field(j, "woke_host", v.woke_host);
-  read_field(j, "was_up_before", v.was_up_before);
-  read_field(j, "shutdown", v.shutdown);
-  read_field(j, "pid", v.pid);
-  read_field(j, "pid_start_ticks", v.pid_start_ticks);
-  read_field(j, "hostname", v.hostname);
-  v.extra = unknown_keys(j, {"restore_id", "job", "started", "finished", "duration_seconds", "outcome", "exit_code",
-                             "failed_stage", "error", "source", "backup", "target", "snapshot", "restored_snapshot",
-                             "in_place", "woke_host", "was_up_before", "shutdown", "pid", "pid_start_ticks",
-                             "hostname"});
+const RunRecord* JobSummary::newest() const noexcept {
+  if (!running.empty()) return &running.back();
+  return last ? &*last : nullptr;
 }
 
 void to_json(json& j, const JobState& v) {
@@ -450,17 +338,59 @@ bool resolve_orphaned(RunRecord& run) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The document and its file
+// The summary file and the run files
+
+namespace {
+constexpr int kFormatVersion = 2;
+}  // namespace
 
 struct StateStore::Document {
-  std::map<std::string, JobState> jobs;
-  json extra = json::object();  ///< unknown top-level keys
-  int version = 1;
+  std::map<std::string, JobSummary> jobs;
+  std::map<std::string, JobState> legacy;  ///< version 1 files: every job's full history, until migrated
+  json extra = json::object();             ///< unknown top-level keys
+  int version = kFormatVersion;
 };
 
 namespace {
 
-constexpr int kFormatVersion = 1;
+/// The summary's copy of a run: everything but the per-stage and per-channel lists.
+RunRecord slim(const RunRecord& r) {
+  RunRecord s = r;
+  s.stages.clear();
+  s.notifications.clear();
+  return s;
+}
+
+bool same_or_newer(const RunRecord& run, const std::optional<RunRecord>& than) {
+  return !than || than->run_id == run.run_id || !run_id_less(run.run_id, than->run_id);
+}
+
+/// Applies `run` to its job's summary: a running run is listed under running; a finished one leaves
+/// that list and becomes last (and last_success) unless a newer one is already there.
+void apply_to_summary(JobSummary& js, const RunRecord& run) {
+  std::erase_if(js.running, [&](const RunRecord& r) { return r.run_id == run.run_id; });
+  if (run.outcome == RunOutcome::running) {
+    js.running.push_back(slim(run));
+    std::stable_sort(js.running.begin(), js.running.end(),
+                     [](const RunRecord& a, const RunRecord& b) { return run_id_less(a.run_id, b.run_id); });
+    return;
+  }
+  if (same_or_newer(run, js.last)) js.last = slim(run);
+  if (run.outcome == RunOutcome::success) {
+    if (same_or_newer(run, js.last_success)) js.last_success = slim(run);
+  } else if (js.last_success && js.last_success->run_id == run.run_id) {
+    js.last_success.reset();  // a run rewritten as not successful
+  }
+}
+
+/// The summary of a version-1 job entry (its full history).
+JobSummary summarize_history(const JobState& st) {
+  JobSummary js;
+  for (const auto& r : st.runs) apply_to_summary(js, r);
+  if (!st.restores.empty()) js.last_restore = st.restores.back();
+  js.extra = st.extra;
+  return js;
+}
 
 /// Parses the file's text; an Error here means "corrupt" (its message says why).
 Result<StateStore::Document> parse_document(const std::string& text) {
@@ -468,10 +398,20 @@ Result<StateStore::Document> parse_document(const std::string& text) {
   try {
     const json root = json::parse(text);
     require_object(root, "the state file");
+    doc.version = 1;
     read_field(root, "version", doc.version);
     if (const auto it = root.find("jobs"); it != root.end() && !it->is_null()) {
       require_object(*it, "jobs");
-      for (const auto& [name, value] : it->items()) doc.jobs.emplace(name, value.get<JobState>());
+      for (const auto& [name, value] : it->items()) {
+        require_object(value, "a job");
+        if (doc.version < 2 || value.contains("runs")) {
+          auto st = value.get<JobState>();
+          doc.jobs.emplace(name, summarize_history(st));
+          doc.legacy.emplace(name, std::move(st));
+        } else {
+          doc.jobs.emplace(name, value.get<JobSummary>());
+        }
+      }
     }
     doc.extra = unknown_keys(root, {"format", "version", "updated", "jobs"});
   } catch (const json::exception& e) {
@@ -479,6 +419,9 @@ Result<StateStore::Document> parse_document(const std::string& text) {
   }
   return doc;
 }
+
+/// Compact JSON; error messages may carry invalid UTF-8 from remote tools: replaced, never thrown.
+std::string dump_compact(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
 std::string serialize_document(const StateStore::Document& doc, SystemTime now) {
   json root = start_object(doc.extra);
@@ -488,41 +431,13 @@ std::string serialize_document(const StateStore::Document& doc, SystemTime now) 
   json jobs = json::object();
   for (const auto& [name, job] : doc.jobs) jobs[name] = job;
   root["jobs"] = std::move(jobs);
-  // Compact: with 200 jobs x 50 runs indentation would double the size and the parse time
-  // (`jq . state.json` pretty-prints). Error messages may carry invalid UTF-8 from remote tools:
-  // replace it rather than throw.
-  return root.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return dump_compact(root);
 }
 
 std::string compact_utc(SystemTime t) {
   auto s = iso8601_utc(t);
   s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return c == '-' || c == ':'; }), s.end());
   return s;
-}
-
-/// Keeps runs sorted by run id and at most `limit` long (finished runs are dropped before running ones).
-void normalize_job(JobState& job, std::size_t limit) {
-  std::stable_sort(job.runs.begin(), job.runs.end(),
-                   [](const RunRecord& a, const RunRecord& b) { return run_id_less(a.run_id, b.run_id); });
-  for (auto it = job.runs.begin(); job.runs.size() > limit && it != job.runs.end();) {
-    it = it->outcome == RunOutcome::running ? it + 1 : job.runs.erase(it);
-  }
-  if (job.runs.size() > limit) {
-    job.runs.erase(job.runs.begin(), job.runs.begin() + static_cast<std::ptrdiff_t>(job.runs.size() - limit));
-  }
-}
-
-/// Replaces the run with the same id (keeping unknown keys the file had) or adds it.
-void upsert_run(JobState& job, const RunRecord& run) {
-  for (auto& existing : job.runs) {
-    if (existing.run_id != run.run_id) continue;
-    json extra = existing.extra;
-    extra.update(run.extra);
-    existing = run;
-    existing.extra = std::move(extra);
-    return;
-  }
-  job.runs.push_back(run);
 }
 
 std::size_t resolve_job(JobState& job) {
@@ -534,6 +449,116 @@ std::size_t resolve_job(JobState& job) {
 const SystemClock& system_clock_instance() {
   static const SystemClock clock;
   return clock;
+}
+
+std::filesystem::path lock_path_of(const std::filesystem::path& state) {
+  auto p = state;
+  p += ".lock";
+  return p;
+}
+
+Error lock_failed(const Error& e, const std::filesystem::path& what) {
+  if (e.code != ExitCode::tempfail) return e;
+  return make_error(ExitCode::tempfail, "{} is locked by another hozo process: {}", what.string(), e.message);
+}
+
+/// Removes temp files of killed writers (`.<name>.tmp-*`) from `dir`; the caller holds the lock of
+/// every file written there, so none of them can be in use.
+void remove_stray_temps(const std::filesystem::path& dir, std::string_view only_for = {}) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (!starts_with(name, ".") || name.find(".tmp-") == std::string::npos) continue;
+    if (!only_for.empty() && !starts_with(name, "." + std::string(only_for) + ".tmp-")) continue;
+    std::error_code rm_ec;
+    std::filesystem::remove(entry.path(), rm_ec);
+    spdlog::debug("removed stray temporary file {}", entry.path().string());
+  }
+}
+
+/// Reads the summary file; a missing file is an empty document. Corrupt content goes to `problem`.
+Result<StateStore::Document> read_document(const std::filesystem::path& path, std::string& problem) {
+  auto text = read_file(path);
+  if (!text) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) return StateStore::Document{};
+    return std::move(text).error();
+  }
+  auto doc = parse_document(*text);
+  if (doc) return doc;
+  problem = doc.error().message;
+  return StateStore::Document{};
+}
+
+/// A run file's record; nullopt (with a warning) when it is missing or does not parse.
+template <typename T>
+std::optional<T> read_json_file(const std::filesystem::path& path, bool warn_missing = false) {
+  auto text = read_file(path);
+  if (!text) {
+    if (warn_missing) spdlog::warn("{}", text.error().message);
+    return std::nullopt;
+  }
+  try {
+    return json::parse(*text).get<T>();
+  } catch (const json::exception& e) {
+    spdlog::warn("state: skipping {}: it does not parse ({})", path.string(), e.what());
+    return std::nullopt;
+  }
+}
+
+bool is_run_file(const std::filesystem::path& p) {
+  const auto name = p.filename().string();
+  return p.extension() == ".json" && !starts_with(name, ".") && name != "restores.json";
+}
+
+/// The run files of a job directory, oldest first.
+std::vector<std::filesystem::path> list_run_files(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (is_run_file(entry.path())) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return run_id_less(a.stem().string(), b.stem().string()); });
+  return files;
+}
+
+void sort_runs(std::vector<RunRecord>& runs) {
+  std::stable_sort(runs.begin(), runs.end(),
+                   [](const RunRecord& a, const RunRecord& b) { return run_id_less(a.run_id, b.run_id); });
+}
+
+/// A restore whose process is gone is marked interrupted (same test as for runs).
+bool resolve_orphaned_restore(RestoreRecord& restore) {
+  RunRecord probe;
+  probe.outcome = restore.outcome;
+  probe.pid = restore.pid;
+  probe.pid_start_ticks = restore.pid_start_ticks;
+  probe.hostname = restore.hostname;
+  if (!resolve_orphaned(probe)) return false;
+  restore.outcome = probe.outcome;
+  restore.exit_code = probe.exit_code;
+  if (restore.error.empty()) restore.error = probe.error;
+  return true;
+}
+
+void normalize_restores(std::vector<RestoreRecord>& restores, std::size_t limit) {
+  std::stable_sort(restores.begin(), restores.end(), [](const RestoreRecord& a, const RestoreRecord& b) {
+    return run_id_less(a.restore_id, b.restore_id);
+  });
+  if (restores.size() > limit) {
+    restores.erase(restores.begin(), restores.begin() + static_cast<std::ptrdiff_t>(restores.size() - limit));
+  }
+}
+
+/// Adds the entries of `from` whose id is not in `into` yet.
+template <typename T, typename Id>
+void merge_missing(std::vector<T>& into, const std::vector<T>& from, Id id) {
+  std::set<std::string, std::less<>> have;
+  for (const auto& x : into) have.insert(id(x));
+  for (const auto& x : from) {
+    if (!have.contains(id(x))) into.push_back(x);
+  }
 }
 
 }  // namespace
@@ -558,33 +583,26 @@ SystemTime StateStore::now() const {
   return options_.clock != nullptr ? options_.clock->now() : system_clock_instance().now();
 }
 
+std::filesystem::path StateStore::runs_dir(std::string_view job) const {
+  return dir() / "runs" / sanitize_file_component(job);
+}
+
 namespace {
 
-std::filesystem::path lock_path_of(const std::filesystem::path& state) {
-  auto p = state;
-  p += ".lock";
-  return p;
+std::filesystem::path run_file_in(const std::filesystem::path& job_dir, std::string_view run_id) {
+  return job_dir / (sanitize_file_component(run_id) + ".json");
 }
 
-/// Reads the file; a missing file is an empty document. Corrupt content is reported through `problem`.
-Result<StateStore::Document> read_document(const std::filesystem::path& path, std::string& problem) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    if (ec) return make_error("cannot check state file {}: {}", path.string(), ec.message());
-    return StateStore::Document{};
-  }
-  auto text = read_file(path);
-  if (!text) return std::move(text).error();
-  auto doc = parse_document(*text);
-  if (doc) return doc;
-  problem = doc.error().message;
-  return StateStore::Document{};
+std::filesystem::path progress_file_in(const std::filesystem::path& job_dir, std::string_view run_id) {
+  return job_dir / (sanitize_file_component(run_id) + ".progress");
 }
 
-Error lock_failed(const Error& e, const std::filesystem::path& state) {
-  if (e.code != ExitCode::tempfail) return e;
-  return make_error(ExitCode::tempfail, "state file {} is locked by another hozo process: {}", state.string(),
-                    e.message);
+/// Takes the lock of a job's files (creating the job directory first).
+Result<FileLock> lock_job_dir(const std::filesystem::path& job_dir, LockMode mode, Millis timeout) {
+  if (auto made = make_dirs(job_dir, 0700); !made) return std::move(made).error();
+  auto lock = FileLock::acquire(job_dir / ".lock", mode, timeout);
+  if (!lock) return lock_failed(lock.error(), job_dir);
+  return lock;
 }
 
 }  // namespace
@@ -628,22 +646,35 @@ Result<StateStore::Document> StateStore::read_shared() const {
 
 template <typename Fn>
 Result<void> StateStore::mutate(Fn&& change) {
-  quarantined_.reset();
   auto lock = FileLock::acquire(lock_path_of(path_), LockMode::exclusive, options_.lock_timeout);
   if (!lock) return lock_failed(lock.error(), path_);
   auto doc = load_exclusive();
   if (!doc) return std::move(doc).error();
+  // Every writer of state.json holds the exclusive lock: a temp file of it left here is from a killed writer.
+  remove_stray_temps(dir(), path_.filename().string());
 
-  // Every writer holds the exclusive lock, so any temp file of ours left here is from a killed writer.
-  const std::string stray_prefix = "." + path_.filename().string() + ".tmp-";
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir(), ec)) {
-    if (starts_with(entry.path().filename().string(), stray_prefix)) {
-      std::error_code rm_ec;
-      std::filesystem::remove(entry.path(), rm_ec);
-      spdlog::debug("removed stray temporary file {}", entry.path().string());
+  // Version 1: give every run and restore its own file first (never overwriting one), then the summary
+  // replaces the old document. A crash in between repeats the migration on the next write.
+  for (const auto& [name, st] : doc->legacy) {
+    const auto job_dir = runs_dir(name);
+    if (auto made = make_dirs(job_dir, 0700); !made) return std::move(made).error();
+    std::error_code ec;
+    for (const auto& run : st.runs) {
+      const auto file = run_file_in(job_dir, run.run_id);
+      if (std::filesystem::exists(file, ec)) continue;
+      if (auto w = write_file_atomic(file, dump_compact(run), 0600); !w) return w;
     }
+    if (!st.restores.empty()) {
+      const auto file = job_dir / "restores.json";
+      std::vector<RestoreRecord> restores;
+      if (auto existing = read_json_file<JobState>(file)) restores = existing->restores;
+      merge_missing(restores, st.restores, [](const RestoreRecord& r) { return r.restore_id; });
+      normalize_restores(restores, history_limit_);
+      if (auto w = write_file_atomic(file, dump_compact(json{{"restores", restores}}), 0600); !w) return w;
+    }
+    spdlog::info("state: migrated {} run(s) of job {} to {}", st.runs.size(), name, job_dir.string());
   }
+  doc->legacy.clear();
 
   if (auto changed = change(*doc); !changed) return changed;
   std::string text;
@@ -654,6 +685,65 @@ Result<void> StateStore::mutate(Fn&& change) {
   }
   return write_file_atomic(path_, text, 0600);
 }
+
+Result<void> StateStore::store_run_file(const RunRecord& run) const {
+  const auto file = run_file_in(runs_dir(run.job), run.run_id);
+  RunRecord stored = run;
+  // Keep the unknown keys the file had (written by a newer hozo, say).
+  if (auto existing = read_json_file<RunRecord>(file); existing && !existing->extra.empty()) {
+    json extra = existing->extra;
+    extra.update(run.extra);
+    stored.extra = std::move(extra);
+  }
+  try {
+    return write_file_atomic(file, dump_compact(stored), 0600);
+  } catch (const json::exception& e) {
+    return make_error(ExitCode::software, "cannot serialize run {} of job {}: {}", run.run_id, run.job, e.what());
+  }
+}
+
+Result<void> StateStore::prune_run_files(std::string_view job) const {
+  const auto job_dir = runs_dir(job);
+  remove_stray_temps(job_dir);
+  auto files = list_run_files(job_dir);
+  if (files.size() <= history_limit_) return ok();
+  std::size_t count = files.size();
+  std::vector<std::filesystem::path> running;
+  std::error_code ec;
+  // Finished runs go first, oldest first; runs still going are kept unless there are too many of them.
+  for (const auto& file : files) {
+    if (count <= history_limit_) break;
+    const auto run = read_json_file<RunRecord>(file);
+    if (run && run->outcome == RunOutcome::running && !run_is_orphaned(*run)) {
+      running.push_back(file);
+      continue;
+    }
+    std::filesystem::remove(file, ec);
+    std::filesystem::remove(progress_file_in(job_dir, file.stem().string()), ec);
+    --count;
+  }
+  for (const auto& file : running) {
+    if (count <= history_limit_) break;
+    std::filesystem::remove(file, ec);
+    --count;
+  }
+  return ok();
+}
+
+namespace {
+
+/// The full record of a run listed in a summary: its file, else the version-1 copy, else the slim one.
+RunRecord full_record(const std::filesystem::path& job_dir, const RunRecord& listed, const StateStore::Document& doc) {
+  if (auto rec = read_json_file<RunRecord>(run_file_in(job_dir, listed.run_id))) return *rec;
+  if (const auto it = doc.legacy.find(listed.job); it != doc.legacy.end()) {
+    for (const auto& r : it->second.runs) {
+      if (r.run_id == listed.run_id) return r;
+    }
+  }
+  return listed;
+}
+
+}  // namespace
 
 Result<RunRecord> StateStore::begin_run(std::string_view job) {
   if (job.empty()) return make_error(ExitCode::software, "begin_run: empty job name");
@@ -666,26 +756,41 @@ Result<RunRecord> StateStore::begin_run(std::string_view job) {
   run.pid_start_ticks = process_start_ticks(run.pid).value_or(0);
   run.hostname = this_hostname();
 
-  auto stored = mutate([&](Document& doc) -> Result<void> {
-    std::set<std::string, std::less<>> taken;
-    for (const auto& [name, state] : doc.jobs) {
-      for (const auto& r : state.runs) taken.insert(r.run_id);
+  const auto job_dir = runs_dir(job);
+  auto lock = lock_job_dir(job_dir, LockMode::exclusive, options_.lock_timeout);
+  if (!lock) return std::move(lock).error();
+  remove_stray_temps(job_dir);
+
+  // Runs of this job whose process is gone are settled as interrupted.
+  auto doc = read_shared();
+  if (!doc) return std::move(doc).error();
+  std::vector<RunRecord> settled;
+  if (const auto it = doc->jobs.find(run.job); it != doc->jobs.end()) {
+    for (const auto& listed : it->second.running) {
+      if (!run_is_orphaned(listed)) continue;
+      auto full = full_record(job_dir, listed, *doc);
+      resolve_orphaned(full);
+      if (auto w = store_run_file(full); !w) return std::move(w).error();
+      settled.push_back(std::move(full));
     }
-    // Time + pid is unique per process and second; a process that begins several runs (tests, a
-    // future daemon) numbers them so ids stay unique even after old entries were trimmed.
-    const auto base = make_run_id(started, run.pid);
-    static std::atomic<unsigned> runs_begun{0};
-    unsigned n = ++runs_begun;
-    run.run_id = n == 1 ? base : fmt::format("{}-{}", base, n);
-    std::error_code ec;
-    while (taken.contains(run.run_id) || std::filesystem::exists(log_path_for(run), ec)) {
-      run.run_id = fmt::format("{}-{}", base, ++n);
-    }
-    run.log_file = log_path_for(run).string();
-    auto& state = doc.jobs[run.job];
-    resolve_job(state);
-    state.runs.push_back(run);
-    normalize_job(state, history_limit_);
+  }
+
+  // Time + pid is unique per process and second; a process that begins several runs (tests, a
+  // future daemon) numbers them so ids stay unique even after old entries were trimmed.
+  const auto base = make_run_id(started, run.pid);
+  static std::atomic<unsigned> runs_begun{0};
+  unsigned n = ++runs_begun;
+  run.run_id = n == 1 ? base : fmt::format("{}-{}", base, n);
+  std::error_code ec;
+  while (std::filesystem::exists(run_file_in(job_dir, run.run_id), ec) || std::filesystem::exists(log_path_for(run), ec)) {
+    run.run_id = fmt::format("{}-{}", base, ++n);
+  }
+  run.log_file = log_path_for(run).string();
+  if (auto w = store_run_file(run); !w) return std::move(w).error();
+  auto stored = mutate([&](Document& d) -> Result<void> {
+    auto& js = d.jobs[run.job];
+    for (const auto& s : settled) apply_to_summary(js, s);
+    apply_to_summary(js, run);
     return ok();
   });
   if (!stored) return std::move(stored).error();
@@ -699,11 +804,17 @@ Result<void> StateStore::update_run(const RunRecord& run) {
   if (run.job.empty() || run.run_id.empty()) {
     return make_error(ExitCode::software, "update_run: the record has no job name or run id");
   }
-  return mutate([&](Document& doc) -> Result<void> {
-    auto& state = doc.jobs[run.job];
-    upsert_run(state, run);
-    resolve_job(state);
-    normalize_job(state, history_limit_);
+  quarantined_.reset();
+  const auto job_dir = runs_dir(run.job);
+  auto lock = lock_job_dir(job_dir, LockMode::exclusive, options_.lock_timeout);
+  if (!lock) return std::move(lock).error();
+  const bool known = std::filesystem::exists(run_file_in(job_dir, run.run_id));
+  if (auto w = store_run_file(run); !w) return w;
+  // A stage update of a running run touches its own file only; the summary changes when it ends.
+  if (run.outcome == RunOutcome::running && known) return ok();
+  if (auto pruned = prune_run_files(run.job); !pruned) return pruned;
+  return mutate([&](Document& d) -> Result<void> {
+    apply_to_summary(d.jobs[run.job], run);
     return ok();
   });
 }
@@ -724,33 +835,15 @@ Result<RunRecord> StateStore::finish_run(const RunRecord& run) {
     }
   }
   if (auto stored = update_run(done); !stored) return std::move(stored).error();
+  remove_progress(done.job, done.run_id);
   return done;
 }
 
 namespace {
 
-/// A restore whose process is gone is marked interrupted (same test as for runs).
-bool resolve_orphaned_restore(RestoreRecord& restore) {
-  RunRecord probe;
-  probe.outcome = restore.outcome;
-  probe.pid = restore.pid;
-  probe.pid_start_ticks = restore.pid_start_ticks;
-  probe.hostname = restore.hostname;
-  if (!resolve_orphaned(probe)) return false;
-  restore.outcome = probe.outcome;
-  restore.exit_code = probe.exit_code;
-  if (restore.error.empty()) restore.error = probe.error;
-  return true;
-}
-
-void normalize_restores(JobState& job, std::size_t limit) {
-  std::stable_sort(job.restores.begin(), job.restores.end(), [](const RestoreRecord& a, const RestoreRecord& b) {
-    return run_id_less(a.restore_id, b.restore_id);
-  });
-  if (job.restores.size() > limit) {
-    job.restores.erase(job.restores.begin(),
-                       job.restores.begin() + static_cast<std::ptrdiff_t>(job.restores.size() - limit));
-  }
+std::vector<RestoreRecord> read_restores(const std::filesystem::path& job_dir) {
+  if (auto st = read_json_file<JobState>(job_dir / "restores.json")) return st->restores;
+  return {};
 }
 
 }  // namespace
@@ -765,25 +858,14 @@ Result<RestoreRecord> StateStore::begin_restore(std::string_view job) {
   restore.pid = static_cast<std::int64_t>(::getpid());
   restore.pid_start_ticks = process_start_ticks(restore.pid).value_or(0);
   restore.hostname = this_hostname();
-  auto stored = mutate([&](Document& doc) -> Result<void> {
-    auto& state = doc.jobs[restore.job];
-    std::set<std::string, std::less<>> taken;
-    for (auto& r : state.restores) {
-      taken.insert(r.restore_id);
-      resolve_orphaned_restore(r);
-    }
-    const auto base = make_run_id(started, restore.pid);
-    restore.restore_id = base;
-    for (unsigned n = 2; taken.contains(restore.restore_id); ++n) restore.restore_id = fmt::format("{}-{}", base, n);
-    state.restores.push_back(restore);
-    normalize_restores(state, history_limit_);
-    return ok();
-  });
-  if (!stored) return std::move(stored).error();
-  return restore;
+  restore.restore_id = make_run_id(started, restore.pid);
+  return write_restore(restore, true);
 }
 
-Result<RestoreRecord> StateStore::update_restore(const RestoreRecord& restore) {
+Result<RestoreRecord> StateStore::update_restore(const RestoreRecord& restore) { return write_restore(restore, false); }
+
+Result<RestoreRecord> StateStore::write_restore(const RestoreRecord& restore, bool is_new) {
+  quarantined_.reset();
   if (restore.job.empty() || restore.restore_id.empty()) {
     return make_error(ExitCode::software, "update_restore: the record has no job name or restore id");
   }
@@ -796,50 +878,171 @@ Result<RestoreRecord> StateStore::update_restore(const RestoreRecord& restore) {
       if (start && end && *end >= *start) done.duration_seconds = std::chrono::duration<double>(*end - *start).count();
     }
   }
-  auto stored = mutate([&](Document& doc) -> Result<void> {
-    auto& state = doc.jobs[done.job];
-    bool found = false;
-    for (auto& existing : state.restores) {
-      if (existing.restore_id != done.restore_id) continue;
-      json extra = existing.extra;
-      extra.update(done.extra);
-      existing = done;
-      existing.extra = std::move(extra);
-      found = true;
-      break;
+  const auto job_dir = runs_dir(done.job);
+  auto lock = lock_job_dir(job_dir, LockMode::exclusive, options_.lock_timeout);
+  if (!lock) return std::move(lock).error();
+  auto doc = read_shared();
+  if (!doc) return std::move(doc).error();
+  auto restores = read_restores(job_dir);
+  if (const auto it = doc->legacy.find(done.job); it != doc->legacy.end()) {
+    merge_missing(restores, it->second.restores, [](const RestoreRecord& r) { return r.restore_id; });
+  }
+  bool found = false;
+  for (auto& existing : restores) {
+    if (is_new || existing.restore_id != done.restore_id) {
+      resolve_orphaned_restore(existing);
+      continue;
     }
-    if (!found) state.restores.push_back(done);
-    normalize_restores(state, history_limit_);
+    json extra = existing.extra;
+    extra.update(done.extra);
+    existing = done;
+    existing.extra = std::move(extra);
+    found = true;
+  }
+  if (!found) {
+    // A new restore: its id must be unique within the job.
+    std::set<std::string, std::less<>> taken;
+    for (const auto& r : restores) taken.insert(r.restore_id);
+    const auto base = done.restore_id;
+    for (unsigned n = 2; taken.contains(done.restore_id); ++n) done.restore_id = fmt::format("{}-{}", base, n);
+    restores.push_back(done);
+  }
+  normalize_restores(restores, history_limit_);
+  remove_stray_temps(job_dir);
+  if (auto w = write_file_atomic(job_dir / "restores.json", dump_compact(json{{"restores", restores}}), 0600); !w) {
+    return std::move(w).error();
+  }
+  auto stored = mutate([&](Document& d) -> Result<void> {
+    auto& js = d.jobs[done.job];
+    if (!restores.empty()) js.last_restore = restores.back();
     return ok();
   });
   if (!stored) return std::move(stored).error();
   return done;
 }
 
+Result<JobState> StateStore::read_job(std::string_view name, const Document* doc) const {
+  JobState st;
+  const auto job_dir = runs_dir(name);
+  std::error_code ec;
+  if (std::filesystem::is_directory(job_dir, ec)) {
+    auto lock = FileLock::acquire(job_dir / ".lock", LockMode::shared, options_.lock_timeout);
+    if (!lock) return lock_failed(lock.error(), job_dir);
+    for (const auto& file : list_run_files(job_dir)) {
+      if (auto run = read_json_file<RunRecord>(file)) st.runs.push_back(std::move(*run));
+    }
+    st.restores = read_restores(job_dir);
+  }
+  if (doc != nullptr) {
+    if (const auto it = doc->legacy.find(std::string(name)); it != doc->legacy.end()) {
+      merge_missing(st.runs, it->second.runs, [](const RunRecord& r) { return r.run_id; });
+      merge_missing(st.restores, it->second.restores, [](const RestoreRecord& r) { return r.restore_id; });
+      st.extra = it->second.extra;
+    } else if (const auto js = doc->jobs.find(std::string(name)); js != doc->jobs.end()) {
+      st.extra = js->second.extra;
+    }
+  }
+  sort_runs(st.runs);
+  normalize_restores(st.restores, std::max(history_limit_, st.restores.size()));
+  resolve_job(st);
+  for (auto& r : st.restores) resolve_orphaned_restore(r);
+  return st;
+}
+
 Result<JobState> StateStore::job(std::string_view name) const {
   auto doc = read_shared();
   if (!doc) return std::move(doc).error();
-  const auto it = doc->jobs.find(std::string(name));
-  if (it == doc->jobs.end()) return JobState{};
-  resolve_job(it->second);
-  return std::move(it->second);
+  return read_job(name, &*doc);
 }
 
 Result<std::map<std::string, JobState>> StateStore::all() const {
   auto doc = read_shared();
   if (!doc) return std::move(doc).error();
-  for (auto& [name, state] : doc->jobs) resolve_job(state);
+  std::map<std::string, JobState> out;
+  for (const auto& [name, js] : doc->jobs) {
+    auto st = read_job(name, &*doc);
+    if (!st) return std::move(st).error();
+    out.emplace(name, std::move(*st));
+  }
+  return out;
+}
+
+Result<std::map<std::string, JobSummary>> StateStore::summaries() const {
+  auto doc = read_shared();
+  if (!doc) return std::move(doc).error();
+  for (auto& [name, js] : doc->jobs) {
+    const auto running = js.running;
+    for (auto run : running) {
+      if (resolve_orphaned(run)) apply_to_summary(js, run);
+    }
+  }
   return std::move(doc->jobs);
 }
 
+Result<std::optional<RunRecord>> StateStore::find_run(std::string_view run_id) const {
+  auto doc = read_shared();
+  if (!doc) return std::move(doc).error();
+  for (const auto& [name, st] : doc->legacy) {
+    for (const auto& r : st.runs) {
+      if (r.run_id == run_id) return std::optional<RunRecord>(r);
+    }
+  }
+  for (const auto& [name, js] : doc->jobs) {
+    if (auto rec = read_json_file<RunRecord>(run_file_in(runs_dir(name), run_id))) {
+      resolve_orphaned(*rec);
+      return std::optional<RunRecord>(std::move(*rec));
+    }
+  }
+  return std::optional<RunRecord>();
+}
+
 Result<std::size_t> StateStore::reap_orphaned() {
+  quarantined_.reset();
+  auto doc = read_shared();
+  if (!doc) return std::move(doc).error();
   std::size_t changed = 0;
-  auto stored = mutate([&](Document& doc) -> Result<void> {
-    for (auto& [name, state] : doc.jobs) changed += resolve_job(state);
-    return ok();
-  });
-  if (!stored) return std::move(stored).error();
+  for (const auto& [name, js] : doc->jobs) {
+    std::vector<RunRecord> orphans;
+    for (const auto& r : js.running) {
+      if (run_is_orphaned(r)) orphans.push_back(r);
+    }
+    if (orphans.empty()) continue;
+    const auto job_dir = runs_dir(name);
+    auto lock = lock_job_dir(job_dir, LockMode::exclusive, options_.lock_timeout);
+    if (!lock) return std::move(lock).error();
+    for (auto& listed : orphans) {
+      listed = full_record(job_dir, listed, *doc);
+      resolve_orphaned(listed);
+      if (auto w = store_run_file(listed); !w) return std::move(w).error();
+    }
+    auto stored = mutate([&](Document& d) -> Result<void> {
+      for (const auto& r : orphans) apply_to_summary(d.jobs[name], r);
+      return ok();
+    });
+    if (!stored) return std::move(stored).error();
+    changed += orphans.size();
+  }
+  // A version-1 file's running entries that were never listed in a summary of their own.
+  if (changed == 0 && !doc->legacy.empty()) {
+    auto stored = mutate([](Document&) -> Result<void> { return ok(); });
+    if (!stored) return std::move(stored).error();
+  }
   return changed;
+}
+
+Result<void> StateStore::write_progress(const RunProgress& progress) const {
+  const auto job_dir = runs_dir(progress.job);
+  if (auto made = make_dirs(job_dir, 0700); !made) return made;
+  return write_file_atomic(progress_file_in(job_dir, progress.run_id), dump_compact(progress), 0600);
+}
+
+std::optional<RunProgress> StateStore::read_progress(std::string_view job, std::string_view run_id) const {
+  return read_json_file<RunProgress>(progress_file_in(runs_dir(job), run_id));
+}
+
+void StateStore::remove_progress(std::string_view job, std::string_view run_id) const {
+  std::error_code ec;
+  std::filesystem::remove(progress_file_in(runs_dir(job), run_id), ec);
 }
 
 std::filesystem::path StateStore::log_path_for(const RunRecord& run) const {

@@ -168,6 +168,9 @@ struct Job {
   bool target_pool_import = true;
   std::vector<std::string> target_pool_import_dirs;  ///< `zpool import -d DIR` search dirs; empty = default
   std::string schedule;  ///< as written; validated by schedule parsing
+  /// `status` calls the job overdue when its last success is older than this; 0 = 1.5x the
+  /// schedule's period (no schedule: never overdue).
+  std::chrono::seconds overdue_after{0};
   std::string backup_device;
   std::chrono::seconds disk_spinup_timeout{90};
   std::optional<AgentSettings> agent;

@@ -60,6 +60,9 @@ struct WaitOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(2)};  ///< overall (job.ssh_timeout)
   ProbeTimeouts probe;                                          ///< per probe
   Millis poll_interval{250};                                    ///< pause between probes
+  /// Pause after a refused connection: the host is up but sshd is not listening yet, and a refused
+  /// connect costs nothing, so sshd is seen within ~50 ms of listening.
+  Millis refused_poll_interval{50};
   Millis resend_interval{10000};  ///< call resend() this often while waiting; 0 = never
   ProbeFunction probe_function;   ///< empty = probe_ssh
 };

@@ -1,18 +1,31 @@
 #pragma once
-// The JSON state file: one record per run, a bounded history per job, run log paths.
+// The state: a small summary file plus one file per run, a bounded history per job, run logs.
 //
-// Format (state.json, mode 0600):
-//   { "format": "hozo-state", "version": 1, "updated": "<UTC>",
-//     "jobs": { "<job>": { "last": {<newest run>}, "runs": [ {<run>}, ... oldest first ] } } }
-// "last" is a convenience copy for people and scripts (jq .jobs.nightly.last.outcome); it is
-// ignored on read. Unknown keys are kept and written back; missing keys take their defaults.
-// A job that was restored from also has "restores": [ {<restore>}, ... oldest first ] (older hozo
-// versions keep that key as an unknown one).
+// Layout (all 0600 in a 0700 directory):
+//   state.json            { "format": "hozo-state", "version": 2, "updated": "<UTC>",
+//                           "jobs": { "<job>": { "last": {<newest finished run>},
+//                                                "last_success": {<newest successful run>},
+//                                                "running": [ {<run still going>}, ... ],
+//                                                "last_restore": {<newest restore>} } } }
+//                         The summary's run records are slim (no stages, no notifications): what
+//                         `hozo status`, `jobs list` and monitoring read, independent of history size.
+//   runs/<job>/<run id>.json        the full record of one run (what `hozo history` reads)
+//   runs/<job>/<run id>.progress    a running job's live progress (RunProgress), at most every 2 s
+//   runs/<job>/restores.json        { "restores": [ {<restore>}, ... oldest first ] }
+//   runs/<job>/.lock                flock of that job's files
+//   logs/<job>/<run id>.log         the run's full log
+// A stage update rewrites only that run's file; begin/finish also rewrite the summary. History is
+// bounded by `history` (oldest finished run files are removed when a run finishes).
+// Version 1 files (every run of every job inside state.json: "jobs": {"<job>": {"runs": [...]}})
+// still read, and are migrated on the first write: every run gets its file (never overwriting one
+// that exists), then the summary replaces the old document. Unknown keys are kept and written back;
+// missing keys take their defaults.
 //
-// Safety: every mutation takes flock(LOCK_EX) on state.json.lock, re-reads the file, changes one job
-// only and writes through write_file_atomic (temp, fsync, rename, fsync dir); readers take LOCK_SH.
-// A file that does not parse (or has the wrong shape) is moved to state.json.corrupt-<UTC> with a
-// warning and a fresh state is started.
+// Safety: every write goes through write_file_atomic (temp, fsync, rename, fsync dir). state.json is
+// guarded by flock on state.json.lock, a job's files by runs/<job>/.lock (taken first when both are
+// needed); readers take LOCK_SH. A state.json that does not parse (or has the wrong shape) is moved
+// to state.json.corrupt-<UTC> with a warning and a fresh state is started; a run file that does not
+// parse is skipped with a warning.
 
 #include <cstdint>
 #include <filesystem>
@@ -70,6 +83,18 @@ struct DatasetVerification {
   bool operator==(const DatasetVerification&) const = default;
 };
 
+/// What one dataset pair's syncoid transfer moved (the figures users ask for first).
+struct DatasetTransfer {
+  std::string source;                   ///< local dataset
+  std::string target;                   ///< remote dataset
+  std::int64_t bytes = 0;               ///< bytes sent (pv's count, else syncoid's estimate; 0 = nothing to send)
+  std::int64_t estimated_bytes = -1;    ///< syncoid's size estimate; -1 = it printed none
+  double seconds = 0.0;                 ///< how long syncoid ran for this pair (all attempts)
+  double bytes_per_second = 0.0;        ///< average rate: bytes / seconds
+  nlohmann::json extra = nlohmann::json::object();
+  bool operator==(const DatasetTransfer&) const = default;
+};
+
 /// How the shutdown step went.
 struct ShutdownResult {
   ShutdownOutcome outcome = ShutdownOutcome::not_requested;
@@ -99,6 +124,8 @@ struct RunRecord {
   std::string error;         ///< error message; empty on success
   std::vector<StageTiming> stages;
   std::vector<DatasetVerification> datasets;
+  std::vector<DatasetTransfer> transfers;  ///< bytes, duration and rate per dataset pair
+  std::int64_t bytes_sent = 0;             ///< sum of transfers[].bytes
   int attempts = 0;            ///< syncoid attempts
   bool woke_host = false;      ///< hozo sent the wake and the box was not up before
   bool was_up_before = false;  ///< the box answered before any wake was sent
@@ -153,6 +180,34 @@ struct JobState {
   bool operator==(const JobState&) const = default;
 };
 
+/// One job's entry in state.json: what status and monitoring need, without the history.
+struct JobSummary {
+  std::optional<RunRecord> last;            ///< newest finished run (slim: no stages, no notifications)
+  std::optional<RunRecord> last_success;    ///< newest successful run (slim)
+  std::vector<RunRecord> running;           ///< runs still going (slim), oldest first, with pid and host
+  std::optional<RestoreRecord> last_restore;  ///< newest restore
+  nlohmann::json extra = nlohmann::json::object();
+  /// The newest run: the newest running one, else `last`; nullptr when there is none.
+  [[nodiscard]] const RunRecord* newest() const noexcept;
+  bool operator==(const JobSummary&) const = default;
+};
+
+/// Live progress of a running job (runs/<job>/<run id>.progress), written at most every 2 s.
+struct RunProgress {
+  std::string run_id;
+  std::string job;
+  std::string stage;            ///< current stage
+  std::string dataset;          ///< dataset being sent (sync stage)
+  std::int64_t bytes_done = 0;  ///< of the current dataset
+  std::int64_t bytes_total = -1;  ///< syncoid's estimate; -1 = unknown
+  double bytes_per_second = 0.0;
+  double eta_seconds = -1.0;    ///< -1 = unknown
+  std::string updated;          ///< UTC ISO-8601
+  bool final = false;           ///< the run has ended (the file is normally removed then)
+  nlohmann::json extra = nlohmann::json::object();
+  bool operator==(const RunProgress&) const = default;
+};
+
 /// nlohmann ADL converters. from_json defaults missing keys, keeps unknown ones in `extra`, maps
 /// unknown enum text to failed / not_requested, and throws nlohmann::json::type_error on wrong types.
 void to_json(nlohmann::json& j, const StageTiming& v);
@@ -167,6 +222,12 @@ void to_json(nlohmann::json& j, const RunRecord& v);
 void from_json(const nlohmann::json& j, RunRecord& v);
 void to_json(nlohmann::json& j, const RestoreRecord& v);
 void from_json(const nlohmann::json& j, RestoreRecord& v);
+void to_json(nlohmann::json& j, const DatasetTransfer& v);
+void from_json(const nlohmann::json& j, DatasetTransfer& v);
+void to_json(nlohmann::json& j, const JobSummary& v);
+void from_json(const nlohmann::json& j, JobSummary& v);
+void to_json(nlohmann::json& j, const RunProgress& v);
+void from_json(const nlohmann::json& j, RunProgress& v);
 void to_json(nlohmann::json& j, const JobState& v);
 void from_json(const nlohmann::json& j, JobState& v);
 void to_json(nlohmann::json& j, RunOutcome v);
@@ -234,8 +295,20 @@ class StateStore {
 
   /// One job's state with orphaned runs shown as interrupted (not persisted); empty when unknown.
   Result<JobState> job(std::string_view name) const;
-  /// Every job, from one read of the file, orphaned runs shown as interrupted (not persisted).
+  /// Every job's full history (reads every run file: use summaries() where it suffices), orphaned
+  /// runs shown as interrupted (not persisted). Includes jobs no longer in the config.
   Result<std::map<std::string, JobState>> all() const;
+  /// Every job's summary from state.json alone (orphaned running entries shown as interrupted).
+  Result<std::map<std::string, JobSummary>> summaries() const;
+  /// The full record of run `run_id` of any job; nullopt when no job has it.
+  Result<std::optional<RunRecord>> find_run(std::string_view run_id) const;
+
+  /// Writes `progress` to its run's progress file (atomically; cheap, no summary lock).
+  Result<void> write_progress(const RunProgress& progress) const;
+  /// The progress of run `run_id` of `job`; nullopt when there is no progress file.
+  [[nodiscard]] std::optional<RunProgress> read_progress(std::string_view job, std::string_view run_id) const;
+  /// Removes the progress file of that run (when it ends).
+  void remove_progress(std::string_view job, std::string_view run_id) const;
   /// Persists interrupted for every orphaned running entry; returns how many were changed.
   Result<std::size_t> reap_orphaned();
 
@@ -250,6 +323,8 @@ class StateStore {
   [[nodiscard]] std::filesystem::path dir() const { return path_.parent_path(); }
   /// <state dir>/logs.
   [[nodiscard]] std::filesystem::path logs_dir() const { return dir() / "logs"; }
+  /// <state dir>/runs/<job> (name sanitized): the job's run files.
+  [[nodiscard]] std::filesystem::path runs_dir(std::string_view job) const;
   /// The history limit in effect.
   [[nodiscard]] std::size_t history_limit() const noexcept { return history_limit_; }
   /// Where the most recent call moved a corrupt state file, if it had to.
@@ -263,6 +338,10 @@ class StateStore {
   StateStore(std::filesystem::path path, std::size_t history_limit, StateOptions options);
   template <typename Fn>
   Result<void> mutate(Fn&& change);
+  Result<void> store_run_file(const RunRecord& run) const;
+  Result<RestoreRecord> write_restore(const RestoreRecord& restore, bool is_new);
+  Result<void> prune_run_files(std::string_view job) const;
+  Result<JobState> read_job(std::string_view name, const Document* doc) const;
   Result<Document> read_shared() const;
   Result<Document> load_exclusive() const;
   [[nodiscard]] SystemTime now() const;

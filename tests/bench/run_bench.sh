@@ -8,7 +8,7 @@
 #
 # Environment: HOZO_BUILD_DIR (default <repo>/build), HOZO_BIN (default $HOZO_BUILD_DIR/hozo),
 # ZFS_PARSE_BENCH (a built zfs_parse_bench; default: the CMake target if configured, else compiled
-# here), BENCH_RUNS (timed repetitions, default 5), BENCH_KEEP=1 (keep the work dir), LAB_ID
+# here), STATE_BENCH (a built state_bench), BENCH_ONLY=state (sections 4-6 only, no lab), BENCH_RUNS (timed repetitions, default 5), BENCH_KEEP=1 (keep the work dir), LAB_ID
 # (default bn<pid>).
 #
 # Sections 1-3 bring up their own lab (tests/lab/lab.sh: network namespaces, a sleeping box with a
@@ -243,6 +243,28 @@ PY
 }
 
 # =============================================================================================
+# 6. one stage update against 1, 200 and 2000 jobs (no lab): tests/bench/state_bench.cpp
+# =============================================================================================
+bench_state_update() {
+  local exe=${STATE_BENCH:-}
+  if [[ -z $exe ]]; then
+    log "6. building the state_bench target"
+    cmake --build "$BUILD" --target state_bench >&2 || { row_failed "stage update" "cmake --build --target state_bench failed"; return; }
+    exe=$BUILD/tests/bench/state_bench
+  fi
+  log "6. running state_bench (1, 200, 2000 jobs; the state in $WORK/sb, on the same file system as /tmp)"
+  if ! "$exe" "$WORK/sb" 1 200 2000 >"$WORK/sb.out" 2>"$WORK/sb.err"; then
+    row_failed "stage update" "state_bench failed: $(tail -n 1 "$WORK/sb.err")"
+    return
+  fi
+  local jobs runs med max begin finish
+  while read -r jobs runs med max begin finish; do
+    row "one stage update (update_run), ${jobs} job(s), ${runs} runs" "${med} ms" \
+      "median of 30 (max ${max} ms); begin_run ${begin} ms, finish_run ${finish} ms (these rewrite the summary); temp + fsync + rename + dir fsync"
+  done <"$WORK/sb.out"
+}
+
+# =============================================================================================
 # 4. jobs list / status with 200 jobs x 50 runs (no lab; empty network namespace)
 # =============================================================================================
 # timeit N OUT CMD...: one warm-up, then N timed runs (ms per line in OUT); fails on a non-zero exit.
@@ -285,6 +307,10 @@ with open(cfg_path, "w") as f:
         f.write(f"    mac_address: \"02:00:5e:00:{n // 256:02x}:{n % 256:02x}\"\n")
         f.write(f"    recursive: {'true' if n % 2 else 'false'}\n")
         f.write(f"    schedule: \"{['daily 02:00', 'weekly Sun 03:30', '0 4 * * *'][n % 3]}\"\n")
+    # Runs only to make hozo write the state once (migrating the old-format file): its preflight
+    # fails on the missing syncoid before anything is contacted.
+    f.write("  - name: migrate\n    source: tank/m\n    target_host: 192.0.2.1\n    target_dataset: backup/m\n    mac_address: \"02:00:5e:00:ff:ff\"\n")
+    f.write("    syncoid:\n      path: /nonexistent/hozo-bench/syncoid\n")
 
 base = datetime(2026, 10, 1, 2, 0, 0, tzinfo=timezone.utc)
 jobs = {}
@@ -356,6 +382,21 @@ PY
   local jobs_shown
   jobs_shown=$(grep -c '^job-' "$d/status.out")
   ((jobs_shown == 200)) || { row_failed "hozo status, 200 jobs x 50 runs" "status listed $jobs_shown jobs, not 200"; return; }
+  # The generated file is in the old one-document format (version 1): time status on it once, then
+  # let hozo migrate it (its first write) and time the new layout.
+  local t0 v1_ms mig_ms
+  t0=$(now_us)
+  "${hz[@]}" status >/dev/null 2>&1
+  v1_ms=$(ms_since "$t0")
+  t0=$(now_us)
+  "${hz[@]}" jobs run migrate >"$d/migrate.out" 2>&1
+  mig_ms=$(ms_since "$t0")
+  [[ $("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("version"))' "$d/state/state.json" 2>/dev/null) == 2 ]] || { row_failed "state migration" "state.json not at version 2 after a write: $(tail -n 2 "$d/migrate.out")"; return; }
+  local runs_files summary_size
+  runs_files=$(find "$d/state/runs" -name '*.json' ! -name restores.json | wc -l)
+  summary_size=$(stat -c %s "$d/state/state.json")
+  row "migration of the old state file, 200 jobs x 50 runs" "${mig_ms} ms" \
+    "one \`hozo jobs run\` (preflight fails) = its first write; ${runs_files} run files written (+1 new run); \`hozo status\` on the old format took ${v1_ms} ms; summary now ${summary_size} bytes"
   # The timing loop runs inside ONE fresh network namespace (created once, outside the timed part).
   log "4. timing jobs list / status ($RUNS runs each, in an empty network namespace)"
   if ! unshare --net -- "$BASH" -c "$(declare -f timeit); set -uo pipefail
@@ -366,11 +407,11 @@ PY
   fi
   local med max min n
   read -r med max min n < <(stats "$d/list.ms")
-  row "\`hozo jobs list\`, 200 jobs, full history" "${med} ms" "median of $n (min ${min}, max ${max} ms); parses the config and the ${size}-byte state file"
+  row "\`hozo jobs list\`, 200 jobs, full history" "${med} ms" "median of $n (min ${min}, max ${max} ms); parses the config and the ${summary_size}-byte summary (migrated layout)"
   read -r med max min n < <(stats "$d/status.ms")
   row "\`hozo status\`, 200 jobs x 50 runs" "${med} ms" "median of $n (min ${min}, max ${max} ms); parsed without warnings, 200 jobs shown"
-  row "state file size, 200 jobs x 50 runs" "$(awk -v b="$size" 'BEGIN {printf "%.1f MiB", b / 1048576}')" \
-    "$size bytes of compact JSON (as hozo writes it); 9 stages, 1-2 datasets per successful run, ~6 % failed runs"
+  row "old-format state file size, 200 jobs x 50 runs" "$(awk -v b="$size" 'BEGIN {printf "%.1f MiB", b / 1048576}')" \
+    "$size bytes of compact JSON (version 1); 9 stages, 1-2 datasets per successful run, ~6 % failed runs; after migration state.json is ${summary_size} bytes"
 }
 
 # =============================================================================================
@@ -560,8 +601,11 @@ T_START=$SECONDS
 log "hozo: $HOZO_BIN ($("$HOZO_BIN" --version 2>/dev/null | head -n 1)); $RUNS runs per measurement; work dir $WORK"
 bench_parse
 bench_big_state
+bench_state_update
 LAB_SKIP_REASON=
-if lab_start; then
+if [[ ${BENCH_ONLY:-} == state ]]; then
+  log "BENCH_ONLY=state: skipping the lab sections 1-3"
+elif lab_start; then
   bench_wake_lag
   bench_overhead
   bench_rss

@@ -442,3 +442,29 @@ TEST(WaitForSsh, WakesOnceAfterTheInitialProbeThenResends) {
   EXPECT_EQ(outcome->resends, 3);  // first packet + resends at 10 s and 20 s
   EXPECT_EQ(outcome->probes, static_cast<int>(std::count(events.begin(), events.end(), "probe")));
 }
+
+// A refused connection means the host is up and sshd is about to listen: probe every ~50 ms there,
+// and at the gentle poll_interval while the host does not answer at all.
+TEST(WaitUntilUp, ProbesFasterWhileRefusedThanWhileUnreachable) {
+  int refused = 0;
+  int unreachable = 0;
+  for (auto [state, counter] : {std::pair{ProbeState::refused, &refused}, std::pair{ProbeState::timeout, &unreachable}}) {
+    FakeClock clock;
+    WaitOptions options;
+    options.host = "backup-box";
+    options.timeout = 2s;
+    options.poll_interval = 250ms;
+    options.resend_interval = 0ms;
+    options.probe_function = [state = state, counter = counter](const std::string&, int, const ProbeTimeouts&) {
+      ++*counter;
+      ProbeResult r;
+      r.state = state;
+      return r;
+    };
+    (void)wait_until_up(options, clock, nullptr, nullptr);
+  }
+  EXPECT_GE(refused, 35);  // 2 s / 50 ms
+  EXPECT_LE(refused, 45);
+  EXPECT_GE(unreachable, 7);  // 2 s / 250 ms
+  EXPECT_LE(unreachable, 10);
+}

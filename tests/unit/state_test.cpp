@@ -74,6 +74,11 @@ std::vector<fs::path> files_starting_with(const fs::path& dir, const std::string
   return out;
 }
 
+/// The file of one run (runs/<job>/<id>.json) or of a job's restores (id "restores").
+json run_file(const fs::path& dir, const std::string& job, const std::string& id) {
+  return read_json(dir / "runs" / job / (id + ".json"));
+}
+
 StateStore open_store(const fs::path& path, std::size_t limit = 1000, Millis lock_timeout = Millis{10000}) {
   auto store = StateStore::open(path, limit, StateOptions{lock_timeout, nullptr});
   if (!store) throw std::runtime_error(store.error().message);
@@ -327,10 +332,13 @@ TEST(StateStore, UnknownKeysSurviveRewrites) {
   ASSERT_TRUE(store.update_run(old_run));
 
   const auto j = read_json(path);
+  EXPECT_EQ(j.at("version"), 2);
   EXPECT_EQ(j.at("written_by"), "hozo 9.0");
   EXPECT_EQ(j.at("jobs").at("old").at("tag"), "keep-me");
-  EXPECT_EQ(j.at("jobs").at("old").at("runs").at(0).at("new_metric"), 42);
-  EXPECT_EQ(j.at("jobs").at("old").at("runs").at(0).at("outcome"), "failed");
+  const auto old_file = run_file(tmp.path(), "old", "20200101T000000Z-1");
+  EXPECT_EQ(old_file.at("new_metric"), 42);
+  EXPECT_EQ(old_file.at("outcome"), "failed");
+  EXPECT_EQ(j.at("jobs").at("old").at("last").at("outcome"), "failed");
   EXPECT_TRUE(j.at("jobs").contains("new"));
 }
 
@@ -590,9 +598,11 @@ TEST(StateStore, RunningEntryOfDeadProcessIsReportedInterrupted) {
   auto reaped = store.reap_orphaned();
   ASSERT_TRUE(reaped);
   EXPECT_EQ(*reaped, 3U);
+  EXPECT_EQ(run_file(tmp.path(), "job", "20200101T000000Z-1").at("outcome"), "interrupted");
+  EXPECT_EQ(run_file(tmp.path(), "job", "20200101T000000Z-4").at("outcome"), "running");
+  EXPECT_EQ(run_file(tmp.path(), "job", alive->run_id).at("outcome"), "running");
   const auto j = read_json(path);
-  EXPECT_EQ(j.at("jobs").at("job").at("runs").at(0).at("outcome"), "interrupted");
-  EXPECT_EQ(j.at("jobs").at("job").at("runs").at(4).at("outcome"), "running");
+  EXPECT_EQ(j.at("jobs").at("job").at("running").size(), 2U);  // another host's and this process's
   ASSERT_EQ(wait_child(zombie), 0);
 }
 
@@ -627,8 +637,9 @@ TEST(StateStore, RunKilledMidwayIsInterrupted) {
   // The next run of the job persists the verdict.
   ASSERT_TRUE(store.begin_run("job"));
   bool found = false;
-  const json written = read_json(path);
-  for (const auto& r : written.at("jobs").at("job").at("runs")) {
+  for (const auto& e : fs::directory_iterator(tmp.path() / "runs" / "job")) {
+    if (e.path().extension() != ".json") continue;
+    const json r = read_json(e.path());
     if (r.at("pid").get<long long>() != kid) continue;
     found = true;
     EXPECT_EQ(r.at("outcome"), "interrupted");
@@ -772,7 +783,8 @@ TEST(StateStore, RestoresAreRecordedApartFromRuns) {
   // The backup runs (status, history, "last") are not affected by a restore.
   ASSERT_EQ(state->runs.size(), 1U);
   EXPECT_EQ(read_json(path).at("jobs").at("nightly").at("last").at("run_id"), run->run_id);
-  EXPECT_EQ(read_json(path).at("jobs").at("nightly").at("restores").at(0).at("target"), r.target);
+  EXPECT_EQ(read_json(path).at("jobs").at("nightly").at("last_restore").at("target"), r.target);
+  EXPECT_EQ(run_file(tmp.path(), "nightly", "restores").at("restores").at(0).at("target"), r.target);
 
   // A second restore in the same second still gets its own id.
   auto second = store.begin_restore("nightly");
@@ -798,9 +810,10 @@ TEST(StateStore, OldFilesWithoutRestoresLoadAndUnknownRestoreKeysSurvive) {
   EXPECT_TRUE(old->restores.empty());
   ASSERT_TRUE(store.begin_restore("restored"));
   const auto j = read_json(path);
-  EXPECT_FALSE(j.at("jobs").at("old").contains("restores"));  // a never-restored job looks as before
-  ASSERT_EQ(j.at("jobs").at("restored").at("restores").size(), 2U);
-  EXPECT_EQ(j.at("jobs").at("restored").at("restores").at(0).at("future_key"), json::parse("[1, 2]"));
+  EXPECT_FALSE(j.at("jobs").at("old").contains("last_restore"));  // a never-restored job has none
+  const auto restores = run_file(tmp.path(), "restored", "restores").at("restores");
+  ASSERT_EQ(restores.size(), 2U);
+  EXPECT_EQ(restores.at(0).at("future_key"), json::parse("[1, 2]"));
 }
 
 TEST(StateStore, RestoreOfADeadProcessIsInterruptedAndRestoresAreBounded) {
@@ -820,4 +833,172 @@ TEST(StateStore, RestoreOfADeadProcessIsInterruptedAndRestoresAreBounded) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(store.begin_restore("j"));
   EXPECT_EQ(store.job("j")->restores.size(), 3U);
   EXPECT_TRUE(store.update_restore(RestoreRecord{}).error().code == ExitCode::software);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout: a summary plus one file per run.
+
+TEST(StateStore, MigratingAVersion1FileLosesNoRun) {
+  TempDir tmp;
+  const auto path = tmp.path() / "state.json";
+  json jobs = json::object();
+  std::set<std::string> ids;
+  for (int j = 0; j < 12; ++j) {
+    JobState st;
+    for (int k = 0; k < 30; ++k) {
+      RunRecord r = full_record();
+      r.job = fmt::format("job{}", j);
+      r.run_id = fmt::format("202001{:02}T000000Z-{}", k % 28 + 1, 1000 + j * 100 + k);
+      r.outcome = k % 5 == 0 ? RunOutcome::failed : RunOutcome::success;
+      r.extra = {{"future", k}};
+      ids.insert(r.job + "/" + r.run_id);
+      st.runs.push_back(r);
+    }
+    if (j == 3) {
+      RestoreRecord restore;
+      restore.restore_id = "20200101T000000Z-9";
+      restore.job = "job3";
+      restore.outcome = RunOutcome::success;
+      st.restores.push_back(restore);
+    }
+    jobs[fmt::format("job{}", j)] = st;
+  }
+  ASSERT_TRUE(write_file_atomic(path, json{{"format", "hozo-state"}, {"version", 1}, {"jobs", jobs}}.dump()));
+
+  auto store = open_store(path, 50);
+  // The old format reads as it is...
+  auto before = store.all();
+  ASSERT_TRUE(before) << before.error().message;
+  ASSERT_EQ(before->size(), 12U);
+  EXPECT_EQ(before->at("job5").runs.size(), 30U);
+  auto sums = store.summaries();
+  ASSERT_TRUE(sums);
+  EXPECT_EQ(sums->at("job5").last_success->run_id, before->at("job5").runs.back().run_id);
+  // ...and is migrated by the first write.
+  ASSERT_TRUE(store.begin_run("job0"));
+  const auto j = read_json(path);
+  EXPECT_EQ(j.at("version"), 2);
+  EXPECT_FALSE(j.at("jobs").at("job5").contains("runs"));
+  auto after = store.all();
+  ASSERT_TRUE(after);
+  std::set<std::string> seen;
+  for (const auto& [name, st] : *after) {
+    for (const auto& r : st.runs) {
+      if (r.outcome == RunOutcome::running) continue;
+      seen.insert(r.job + "/" + r.run_id);
+      EXPECT_EQ(r.extra.at("future").get<int>() >= 0, true);
+      EXPECT_EQ(r.stages, full_record().stages);
+    }
+  }
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(after->at("job3").restores.size(), 1U);
+  EXPECT_EQ(before->at("job7").runs, after->at("job7").runs);
+}
+
+TEST(StateStore, StageUpdatesTouchOnlyTheRunFile) {
+  TempDir tmp;
+  const auto path = tmp.path() / "state.json";
+  auto store = open_store(path);
+  for (int j = 0; j < 20; ++j) {
+    auto r = store.begin_run(fmt::format("other{}", j));
+    ASSERT_TRUE(r);
+    r->outcome = RunOutcome::success;
+    ASSERT_TRUE(store.finish_run(*r));
+  }
+  auto run = store.begin_run("job");
+  ASSERT_TRUE(run);
+  const auto summary_before = read_file(path);
+  for (int s = 0; s < 5; ++s) {
+    run->stages.push_back({fmt::format("stage{}", s), run->started, 0.1, true, "ok", json::object()});
+    ASSERT_TRUE(store.update_run(*run));
+  }
+  EXPECT_EQ(*read_file(path), *summary_before);  // state.json untouched by stage updates
+  EXPECT_EQ(run_file(tmp.path(), "job", run->run_id).at("stages").size(), 5U);
+  auto sums = store.summaries();
+  ASSERT_TRUE(sums);
+  ASSERT_EQ(sums->at("job").running.size(), 1U);
+  EXPECT_TRUE(sums->at("job").running[0].stages.empty());  // the summary is slim
+  run->outcome = RunOutcome::failed;
+  ASSERT_TRUE(store.finish_run(*run));
+  sums = store.summaries();
+  EXPECT_TRUE(sums->at("job").running.empty());
+  EXPECT_EQ(sums->at("job").last->outcome, RunOutcome::failed);
+  EXPECT_FALSE(sums->at("job").last_success.has_value());
+  EXPECT_EQ(sums->at("other3").last_success->run_id, sums->at("other3").last->run_id);
+}
+
+TEST(StateStore, LastSuccessOutlivesTheHistoryAndRemovedJobsStayReadable) {
+  TempDir tmp;
+  auto store = open_store(tmp.path() / "state.json", 3);
+  auto good = store.begin_run("gone");
+  ASSERT_TRUE(good);
+  good->outcome = RunOutcome::success;
+  ASSERT_TRUE(store.finish_run(*good));
+  for (int i = 0; i < 6; ++i) {
+    auto bad = store.begin_run("gone");
+    ASSERT_TRUE(bad);
+    bad->outcome = RunOutcome::failed;
+    ASSERT_TRUE(store.finish_run(*bad));
+  }
+  auto st = store.job("gone");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->runs.size(), 3U);  // bounded by history
+  auto sums = store.summaries();
+  ASSERT_TRUE(sums);
+  EXPECT_EQ(sums->at("gone").last_success->run_id, good->run_id);  // the last good backup stays known
+  auto found = store.find_run(st->runs.back().run_id);
+  ASSERT_TRUE(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->outcome, RunOutcome::failed);
+}
+
+TEST(StateStore, ProgressFilesRoundTripAndGoWhenTheRunEnds) {
+  TempDir tmp;
+  auto store = open_store(tmp.path() / "state.json");
+  auto run = store.begin_run("job");
+  ASSERT_TRUE(run);
+  RunProgress p;
+  p.run_id = run->run_id;
+  p.job = "job";
+  p.stage = "sync";
+  p.dataset = "tank/data";
+  p.bytes_done = 1000;
+  p.bytes_total = 4000;
+  p.bytes_per_second = 500;
+  p.eta_seconds = 6;
+  ASSERT_TRUE(store.write_progress(p));
+  EXPECT_EQ(store.read_progress("job", run->run_id), p);
+  run->outcome = RunOutcome::success;
+  ASSERT_TRUE(store.finish_run(*run));
+  EXPECT_FALSE(store.read_progress("job", run->run_id).has_value());
+}
+
+TEST(StateStore, SigkillsDuringStageUpdatesLeaveValidRunFiles) {
+  TempDir tmp;
+  const auto path = tmp.path() / "state.json";
+  for (int round = 0; round < 8; ++round) {
+    const pid_t kid = spawn([&]() -> int {
+      auto store = StateStore::open(path, 100000, StateOptions{Millis{5000}, nullptr});
+      if (!store) return 2;
+      auto run = store->begin_run("job");
+      if (!run) return 3;
+      for (int i = 0;; ++i) {
+        run->stages.push_back({fmt::format("s{}", i), run->started, 0.1, true, std::string(200, 'x'), {}});
+        if (!store->update_run(*run)) return 4;
+      }
+    });
+    std::this_thread::sleep_for(Millis{20 + 9 * round});
+    ::kill(kid, SIGKILL);
+    EXPECT_EQ(wait_child(kid), 128 + SIGKILL);
+  }
+  auto store = open_store(path);
+  for (const auto& e : fs::directory_iterator(tmp.path() / "runs" / "job")) {
+    const auto name = e.path().filename().string();
+    if (e.path().extension() != ".json") continue;
+    EXPECT_NO_THROW((void)read_json(e.path())) << name;
+  }
+  auto st = store.job("job");
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_FALSE(store.last_quarantined().has_value());
+  for (const auto& r : st->runs) EXPECT_EQ(r.outcome, RunOutcome::interrupted) << r.run_id;
 }
