@@ -23,8 +23,10 @@
 #include "hozo/net.hpp"
 #include "hozo/notify.hpp"
 #include "hozo/schedule.hpp"
+#include "hozo/serve/metrics.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/state.hpp"
+#include "hozo/status_json.hpp"
 #include "hozo/util/exit_code.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/version.hpp"
@@ -117,15 +119,6 @@ std::string last_result_text(const RunRecord* r) {
   return s;
 }
 
-std::string next_run_text(const Job& job) {
-  if (job.schedule.empty()) return "manual";
-  auto schedule = parse_schedule(job.schedule);
-  if (!schedule) return "invalid";
-  auto next = schedule->next_run(std::chrono::system_clock::now());
-  if (!next) return "-";
-  return iso8601_utc(*next);
-}
-
 // ---------------------------------------------------------------- config
 
 int cmd_config_validate(const Globals& g, const std::string& file) {
@@ -155,19 +148,8 @@ int cmd_jobs_list(const Globals& g) {
   if (g.json) {
     auto arr = nlohmann::json::array();
     for (const auto& job : config.jobs) {
-      nlohmann::json j;
-      j["name"] = job.name;
-      j["description"] = job.description;
-      j["target_host"] = job.target_host;
-      auto ds = nlohmann::json::array();
-      for (const auto& d : job.datasets) ds.push_back({{"source", d.source}, {"target", d.target}, {"recursive", d.recursive}});
-      j["datasets"] = ds;
-      j["schedule"] = job.schedule;
-      j["next_run"] = next_run_text(job);
       const auto it = all.find(job.name);
-      const RunRecord* last = it == all.end() ? nullptr : it->second.last();
-      j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
-      arr.push_back(std::move(j));
+      arr.push_back(job_list_json(job, it == all.end() ? nullptr : &it->second));
     }
     print_json(arr);
     return 0;
@@ -268,6 +250,7 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
     }
     if (on_tty) fmt::print("{} ({}):\n", job->name, datasets_summary(*job));
     auto record = unwrap(run_job(*job, store, *systems, options));
+    if (auto written = serve::write_metrics_textfile(config, store); !written) spdlog::warn("{}", written.error().message);
     results.push_back(record);
     if (record.exit_code != 0 && (exit_code == 0 || record.exit_code == to_int(ExitCode::interrupted))) {
       exit_code = record.exit_code;
@@ -278,20 +261,6 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
 }
 
 // ---------------------------------------------------------------- status / history
-
-nlohmann::json status_json(const Job* job, const std::string& name, const JobState* state) {
-  nlohmann::json j;
-  j["name"] = name;
-  if (job != nullptr) {
-    j["schedule"] = job->schedule;
-    j["next_run"] = next_run_text(*job);
-  }
-  const RunRecord* last = state != nullptr ? state->last() : nullptr;
-  j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
-  const bool restored = state != nullptr && !state->restores.empty();
-  j["last_restore"] = restored ? nlohmann::json(state->restores.back()) : nlohmann::json(nullptr);
-  return j;
-}
 
 void print_run_details(const RunRecord& r) {
   fmt::print("  run        {}\n", r.run_id);
@@ -612,6 +581,7 @@ int run(int argc, char** argv) {
   notify_test_cmd->callback([&] { action = [&] { return cmd_notify_test(g, notify_name); }; });
 
   add_schedule_command(app, g, action);
+  add_serve_command(app, g, action);
 
   try {
     app.parse(argc, argv);

@@ -82,6 +82,9 @@ void print_json(const nlohmann::json& j);
 /// `hozo schedule`: timer drop-ins or cron lines from the jobs' schedules (src/cli_schedule.cpp).
 void add_schedule_command(CLI::App& app, Globals& g, Action& action);
 
+/// `hozo serve`: the web dashboard and API (src/cli_serve.cpp, src/serve/).
+void add_serve_command(CLI::App& app, Globals& g, Action& action);
+
 /// Runs the CLI (hozo::run_cli forwards here).
 int run(int argc, char** argv);
 
