@@ -13,6 +13,8 @@ packages=(
   python3 python3-aiosmtpd socat netcat-openbsd
   # docs lint; time zones for the schedule tests
   mandoc tzdata
+  # hozo serve: password hashes (mkpasswd), the browser test (chromium), promtool (prometheus)
+  libcrypt-dev whois chromium prometheus
 )
 
 missing=()
