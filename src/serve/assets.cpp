@@ -17,7 +17,7 @@ table{border-collapse:collapse;width:100%;background:var(--card);border:1px soli
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid var(--line);vertical-align:middle}
 th{font-size:12px;color:var(--muted);font-weight:600;text-transform:uppercase;letter-spacing:.03em}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;padding:.05rem .5rem;border-radius:1rem;font-size:12px;font-weight:600;color:#fff;background:var(--muted)}
+.badge{display:inline-block;white-space:nowrap;padding:.05rem .5rem;border-radius:1rem;font-size:12px;font-weight:600;color:#fff;background:var(--muted)}
 .badge.success{background:var(--ok)}.badge.failed{background:var(--bad)}.badge.interrupted{background:var(--warn)}
 .badge.running{background:var(--run)}.badge.overdue{background:var(--warn)}.badge.never{background:#8a949e}
 .muted{color:var(--muted)}
