@@ -76,7 +76,11 @@ Result<void> write_metrics_textfile(const Config& config, const StateStore& stor
   auto states = store.all();
   if (!states) return states.error();
   const auto views = make_job_views(config, *states, std::chrono::system_clock::now());
-  return write_file_atomic(config.serve.metrics_textfile, render_metrics(views), 0644);
+  const std::filesystem::path path = config.serve.metrics_textfile;
+  if (auto made = make_dirs(path.parent_path(), 0755); !made) return made.error();
+  auto written = write_file_atomic(path, render_metrics(views), 0644);
+  if (!written) return make_error("serve.metrics_textfile: {}", written.error().message);
+  return {};
 }
 
 }  // namespace hozo::serve

@@ -42,6 +42,7 @@ serve:
   listen: 127.0.0.1:$port
   password_hash_file: $work/serve.hash
   token_file: $work/serve.token
+  metrics_textfile: $work/metrics/hozo.prom
 jobs:
   - name: nightly
     description: "<script>alert('desc')</script><img src=x onerror=alert(2)>"
@@ -63,6 +64,13 @@ state=$work/state/state.json
 log=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"]["nightly"]["last"]["log_file"])' "$state")
 run_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"]["nightly"]["last"]["run_id"])' "$state")
 [[ -f $log ]] && ok "a real run recorded $run_id with its log" || bad "no run log ($log)"
+grep -q '^hozo_last_run_success{job="nightly"} 0$' "$work/metrics/hozo.prom" 2>/dev/null &&
+  [[ $(stat -c %a "$work/metrics/hozo.prom") == 644 ]] && ok "metrics_textfile written after the run (mode 644)" ||
+  bad "metrics_textfile: $(cat "$work/metrics/hozo.prom" 2>&1 | head -3)"
+if command -v promtool >/dev/null; then
+  out=$(promtool check metrics <"$work/metrics/hozo.prom" 2>&1)
+  [[ $? == 0 && -z $out ]] && ok "promtool check metrics of the textfile: clean" || bad "promtool (textfile): $out"
+fi
 echo "<script>alert('log')</script> \"quoted\" & more" >> "$log"
 
 # --- exposure ------------------------------------------------------------------------------
