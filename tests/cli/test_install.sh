@@ -102,7 +102,7 @@ expect_completion "job names for jobs run" "nightly offsite-media" -- hozo jobs 
 expect_completion "a job name from a prefix" "offsite-media" -- hozo jobs run off
 expect_completion "job names for schedule" "nightly offsite-media" -- hozo schedule ""
 expect_completion "job names from -c FILE" "elsewhere nightly" -- hozo -c "$work/other.yaml" status ""
-expect_completion "top-level commands" "schedule shutdown status" -- hozo s
+expect_completion "top-level commands" "schedule serve shutdown status" -- hozo s
 expect_completion "subcommands" "list run show" -- hozo jobs ""
 expect_completion "options of a command" "--cron" -- hozo schedule --cr
 expect_completion "global options" "--config" -- hozo --conf
