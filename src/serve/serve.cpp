@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <stdexcept>
 #include <variant>
 #include <cstring>
 
@@ -182,6 +183,16 @@ bool systemd_unit_installed() {
 
 }  // namespace
 
+namespace {
+
+StateStore open_store(const std::filesystem::path& path, std::size_t history) {
+  auto store = StateStore::open(path, history);
+  if (!store) throw std::runtime_error(store.error().message);  // run_serve() opened it before
+  return std::move(*store);
+}
+
+}  // namespace
+
 struct Dashboard::Impl {
   DashboardOptions options;
   Auth auth;
@@ -196,7 +207,7 @@ struct Dashboard::Impl {
   Impl(Config c, std::string password_hash, DashboardOptions o)
       : options(std::move(o)),
         auth(AuthSettings{std::move(password_hash), c.serve.token, c.serve.session_lifetime, c.serve.secure_cookies}),
-        store(*StateStore::open(options.state_path, c.history_limit)),
+        store(open_store(options.state_path, c.history_limit)),
         config_(std::make_shared<const Config>(std::move(c))),
         config_stamp(stamp_of(options.config_path)) {
     if (options.hozo_binary.empty()) {

@@ -34,6 +34,7 @@ Result<std::string> load_password_hash(const ServeSettings& settings);
 /// The dashboard's request handling (routes, caches of config and state, auth, actions).
 class Dashboard {
  public:
+  /// Throws std::runtime_error when the state directory cannot be prepared (run_serve checks first).
   Dashboard(Config config, std::string password_hash, DashboardOptions options);
   ~Dashboard();
   Dashboard(const Dashboard&) = delete;
