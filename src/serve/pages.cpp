@@ -123,7 +123,7 @@ std::string render_overview(const std::vector<JobView>& views, const PageContext
   out.reserve(4096 + views.size() * 1500);
   head(out, "Jobs", ctx, 30);
   out += "<h1>Jobs</h1><table><tr><th>job</th><th>state</th><th>last success</th><th>duration</th><th>bytes</th>"
-         "<th>next run</th><th>last runs</th><th></th></tr>";
+         "<th>next run</th><th>box</th><th>last runs</th><th></th></tr>";
   for (const auto& v : views) {
     const Job& job = *v.job;
     out += fmt::format("<tr><td><a href=\"{}\">{}</a>", job_href(job), h(job.name));
@@ -138,15 +138,16 @@ std::string render_overview(const std::vector<JobView>& views, const PageContext
                        v.last_success != nullptr
                            ? fmt::format("<br><span class=\"muted\">{}</span>", h(v.last_success->finished))
                            : std::string());
-    out += fmt::format("<td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}{}</td><td>",
+    out += fmt::format("<td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>",
                        v.duration ? h(short_duration(*v.duration)) : "-", h(bytes_text(v.bytes)), h(v.next_run),
+                       h(v.power.empty() ? "-" : v.power),
                        sparkline_svg(v.durations, 120, 24, "duration of the last runs"),
                        sparkline_svg(v.byte_series, 120, 24, "bytes of the last runs"));
     if (v.last != nullptr) out += fmt::format("<a href=\"{}\">log</a> ", run_href(job, *v.last));
     action_button(out, job, "run", "Run now", ctx, true);
     out += "</td></tr>";
   }
-  if (views.empty()) out += "<tr><td colspan=\"8\" class=\"muted\">no jobs configured</td></tr>";
+  if (views.empty()) out += "<tr><td colspan=\"9\" class=\"muted\">no jobs configured</td></tr>";
   out += "</table>";
   foot(out);
   return out;

@@ -59,6 +59,17 @@ JobView make_job_view(const Job& job, const JobState* state, SystemTime now) {
   // The state store already shows runs whose process is gone as interrupted; a cached copy may
   // be older than that, so ask again.
   v.running = v.last != nullptr && v.last->outcome == RunOutcome::running && !run_is_orphaned(*v.last);
+  if (v.running) {
+    v.power = "on";
+  } else if (v.last_completed != nullptr) {
+    switch (v.last_completed->shutdown.outcome) {
+      case ShutdownOutcome::done: v.power = "off"; break;
+      case ShutdownOutcome::skipped_not_woken:
+      case ShutdownOutcome::skipped_in_use: v.power = "left on"; break;
+      case ShutdownOutcome::failed: v.power = "on?"; break;
+      case ShutdownOutcome::not_requested: break;
+    }
+  }
   if (v.last_completed != nullptr) {
     v.duration = v.last_completed->duration_seconds;
     v.bytes = run_bytes(*v.last_completed);

@@ -33,6 +33,7 @@ struct JobView {
   std::optional<double> duration;       ///< of the last completed run
   std::optional<std::int64_t> bytes;    ///< bytes sent by the last completed run (when recorded)
   std::string next_run;                 ///< next_run_text(job)
+  std::string power;                    ///< the box as the last run left it: "on", "off", "left on" or "" (unknown)
   std::vector<double> durations;        ///< completed runs' durations, oldest first (at most 30)
   std::vector<double> byte_series;      ///< completed runs' bytes where recorded, oldest first (at most 30)
   std::map<std::string, std::size_t> runs_by_outcome;  ///< over the retained history
