@@ -28,8 +28,10 @@
 #include "hozo/net.hpp"
 #include "hozo/notify.hpp"
 #include "hozo/schedule.hpp"
+#include "hozo/serve/metrics.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/state.hpp"
+#include "hozo/status_json.hpp"
 #include "hozo/util/exit_code.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
@@ -156,77 +158,6 @@ std::string last_result_text(const RunRecord* r) {
   return s;
 }
 
-std::optional<std::chrono::system_clock::time_point> next_run_of(const Job& job) {
-  auto schedule = parse_schedule(job.schedule);
-  if (!schedule || schedule->is_manual()) return std::nullopt;
-  return schedule->next_run(std::chrono::system_clock::now());
-}
-
-/// The next run in this machine's local time with its zone, e.g. "2026-12-06 04:00 CET".
-std::string next_run_text(const Job& job) {
-  if (job.schedule.empty()) return "manual";
-  const auto next = next_run_of(job);
-  if (!next) return "-";
-  const std::time_t t = std::chrono::system_clock::to_time_t(*next);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M %Z", &tm) == 0) return iso8601_utc(*next);
-  return buf;
-}
-
-/// next_run in JSON: the ISO-8601 UTC time, or null (manual jobs, and schedules that never fire).
-nlohmann::json next_run_json(const Job& job) {
-  const auto next = next_run_of(job);
-  return next ? nlohmann::json(iso8601_utc(*next)) : nlohmann::json(nullptr);
-}
-
-/// This machine's time zone name (TZ, else /etc/localtime's target, else /etc/timezone).
-std::string local_zone_name() {
-  if (const char* tz = std::getenv("TZ"); tz != nullptr && *tz != '\0') return std::string(tz[0] == ':' ? tz + 1 : tz);
-  std::error_code ec;
-  const auto target = std::filesystem::read_symlink("/etc/localtime", ec).string();
-  if (const auto at = target.find("zoneinfo/"); !ec && at != std::string::npos) return target.substr(at + 9);
-  if (auto text = read_file("/etc/timezone"); text && !trim(*text).empty()) return std::string(trim(*text));
-  return "local";
-}
-
-/// "UTC" or "local" for JSON.
-const char* zone_json(const Job& job) {
-  auto schedule = parse_schedule(job.schedule);
-  if (!schedule || schedule->is_manual()) return nullptr;
-  return schedule->zone() == TimeZone::utc ? "UTC" : "local";
-}
-
-/// The schedule as written plus the zone its times are read in, e.g. "daily 02:00 (UTC)",
-/// "0 2 * * * (local, Europe/Berlin)"; "manual" when there is none.
-std::string schedule_text(const Job& job) {
-  if (job.schedule.empty()) return "manual";
-  auto schedule = parse_schedule(job.schedule);
-  if (!schedule) return job.schedule + " (invalid)";
-  if (schedule->zone() == TimeZone::utc) return job.schedule + " (UTC)";
-  return fmt::format("{} (local, {})", job.schedule, local_zone_name());
-}
-
-/// Schedule fields of a job in JSON (the same in jobs list and status).
-void add_schedule_json(nlohmann::json& j, const Job& job) {
-  j["schedule"] = job.schedule;
-  j["manual"] = job.schedule.empty();
-  const char* zone = zone_json(job);
-  j["schedule_zone"] = zone != nullptr ? nlohmann::json(zone) : nlohmann::json(nullptr);
-  j["next_run"] = next_run_json(job);
-}
-
-/// A broken job in JSON: its name and the errors, each as an issue object.
-nlohmann::json broken_json(const BrokenJob& broken) {
-  nlohmann::json j;
-  j["name"] = broken.name;
-  auto issues = nlohmann::json::array();
-  for (const auto& issue : broken.issues) issues.push_back(issue_json(issue));
-  j["config_error"] = issues;
-  return j;
-}
-
 // ---------------------------------------------------------------- config
 
 // ---------------------------------------------------------------- jobs list / show
@@ -342,18 +273,7 @@ int cmd_jobs_list(const Globals& g, ListFormat format) {
   if (g.json) {
     auto arr = nlohmann::json::array();
     for (const auto& job : config.jobs) {
-      nlohmann::json j;
-      j["name"] = job.name;
-      j["description"] = job.description;
-      j["target_host"] = job.target_host;
-      auto ds = nlohmann::json::array();
-      for (const auto& d : job.datasets) ds.push_back({{"source", d.source}, {"target", d.target}, {"recursive", d.recursive}});
-      j["datasets"] = ds;
-      add_schedule_json(j, job);
-      const RunRecord* last = last_of(job.name);
-      j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
-      j["config_error"] = nullptr;
-      arr.push_back(std::move(j));
+      arr.push_back(job_list_json(job, last_of(job.name)));
     }
     for (const auto& broken : config.broken_jobs) {
       auto j = broken_json(broken);
@@ -507,6 +427,7 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
     }
     if (on_tty) fmt::print("{} ({}):\n", job->name, datasets_summary(*job));
     auto record = unwrap(run_job(*job, store, *systems, options));
+    if (auto written = serve::write_metrics_textfile(config, store); !written) spdlog::warn("{}", written.error().message);
     results.push_back(record);
     if (record.exit_code != 0 && (exit_code == 0 || record.exit_code == to_int(ExitCode::interrupted))) {
       exit_code = record.exit_code;
@@ -517,29 +438,6 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
 }
 
 // ---------------------------------------------------------------- status / history
-
-nlohmann::json status_json(const Job* job, const std::string& name, const JobSummary* summary, const RunRecord* full_last,
-                           const std::optional<RunProgress>& progress) {
-  nlohmann::json j;
-  j["name"] = name;
-  if (job != nullptr) add_schedule_json(j, *job);
-  const RunRecord* last = full_last != nullptr ? full_last : (summary != nullptr ? summary->newest() : nullptr);
-  j["last"] = last != nullptr ? nlohmann::json(*last) : nlohmann::json(nullptr);
-  const bool succeeded = summary != nullptr && summary->last_success;
-  j["last_success"] = succeeded ? nlohmann::json(*summary->last_success) : nlohmann::json(nullptr);
-  j.update(health_json(assess_job(job, summary, std::chrono::system_clock::now())));
-  auto running = nlohmann::json::array();
-  if (summary != nullptr) {
-    for (const auto& r : summary->running) {
-      running.push_back({{"run_id", r.run_id}, {"started", r.started}, {"pid", r.pid}, {"hostname", r.hostname}});
-    }
-  }
-  j["running"] = std::move(running);
-  j["progress"] = progress ? nlohmann::json(*progress) : nlohmann::json(nullptr);
-  const bool restored = summary != nullptr && summary->last_restore;
-  j["last_restore"] = restored ? nlohmann::json(*summary->last_restore) : nlohmann::json(nullptr);
-  return j;
-}
 
 std::string bytes_text(std::int64_t bytes) {
   if (bytes < 0) return "?";
@@ -1024,6 +922,7 @@ int run(int argc, char** argv) {
   notify_test_cmd->callback([&] { action = [&] { return cmd_notify_test(g, notify_name); }; });
 
   add_schedule_command(app, g, action);
+  add_serve_command(app, g, action);
 
   if (const auto misspelt = misspelt_command(app, argc, argv)) {
     fmt::print(stderr, "{}\n", *misspelt);

@@ -17,6 +17,7 @@
 
 #include "hozo/config.hpp"
 #include "hozo/state.hpp"
+#include "hozo/status_json.hpp"
 #include "hozo/util/result.hpp"
 
 namespace hozo::cli {
@@ -98,29 +99,13 @@ void print_json(const nlohmann::json& j);
 /// `hozo schedule`: timer drop-ins or cron lines from the jobs' schedules (src/cli_schedule.cpp).
 void add_schedule_command(CLI::App& app, Globals& g, Action& action);
 
-/// A job's health for status and monitoring (src/cli_status.cpp).
-struct JobHealth {
-  std::string status = "never run";  ///< "ok", "failed", "interrupted", "overdue", "running", "never run"
-  bool failed = false;               ///< the last finished run did not succeed
-  bool overdue = false;              ///< no success within overdue_after
-  bool running = false;              ///< a run is going now
-  std::chrono::seconds overdue_after{0};  ///< in effect (0 = never overdue)
-  std::optional<std::chrono::seconds> success_age;  ///< since the last success finished
-};
-
-/// overdue_after, else 1.5x the schedule's period, else 0 (never overdue).
-std::chrono::seconds overdue_limit(const Job& job);
-/// "42 seconds ago", "5 minutes ago", "3 hours ago", "9 days ago".
-std::string age_text(std::chrono::seconds age);
-/// The health of a job (job may be nullptr for one removed from the config; summary for one never run).
-JobHealth assess_job(const Job* job, const JobSummary* summary, std::chrono::system_clock::time_point now);
-/// health, failed, overdue, overdue_after_seconds, last_success_age(_seconds).
-nlohmann::json health_json(const JobHealth& h);
 /// `hozo status --check [NAME...]`: one Nagios-style line per job; exit 0 ok, 1 a last run failed,
 /// 2 overdue, 3 the state cannot be read.
 int cmd_status_check(const Globals& g, const std::vector<std::string>& names);
 /// `hozo logs NAME [--run ID] [-f]` (src/cli_status.cpp).
 void add_logs_command(CLI::App& app, Globals& g, Action& action);
+/// `hozo serve`: the web dashboard and API (src/cli_serve.cpp, src/serve/).
+void add_serve_command(CLI::App& app, Globals& g, Action& action);
 
 /// Runs the CLI (hozo::run_cli forwards here).
 int run(int argc, char** argv);

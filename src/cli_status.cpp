@@ -10,87 +10,14 @@
 #include <fmt/format.h>
 
 #include "cli_internal.hpp"
+#include "hozo/status_json.hpp"
 #include "hozo/schedule.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/util/time.hpp"
 
 namespace hozo::cli {
 
-namespace {
-
 using Clock = std::chrono::system_clock;
-
-std::optional<Clock::time_point> time_of(const std::string& iso) {
-  if (iso.empty()) return std::nullopt;
-  auto t = parse_iso8601_utc(iso);
-  if (!t) return std::nullopt;
-  return *t;
-}
-
-}  // namespace
-
-std::chrono::seconds overdue_limit(const Job& job) {
-  if (job.overdue_after.count() > 0) return job.overdue_after;
-  if (job.schedule.empty()) return std::chrono::seconds{0};
-  auto schedule = parse_schedule(job.schedule);
-  if (!schedule || schedule->is_manual()) return std::chrono::seconds{0};
-  // The schedule's period: the gap between two consecutive runs (from now; good for the regular
-  // schedules people write: hourly, daily, weekly, monthly).
-  const auto first = schedule->next_run(Clock::now());
-  if (!first) return std::chrono::seconds{0};
-  const auto second = schedule->next_run(*first);
-  if (!second) return std::chrono::seconds{0};
-  const auto period = std::chrono::duration_cast<std::chrono::seconds>(*second - *first);
-  return std::chrono::seconds{period.count() * 3 / 2};
-}
-
-std::string age_text(std::chrono::seconds age) {
-  const auto s = age.count();
-  if (s < 0) return "in the future";
-  if (s < 90) return fmt::format("{} second{} ago", s, s == 1 ? "" : "s");
-  if (s < 90 * 60) return fmt::format("{} minutes ago", (s + 30) / 60);
-  if (s < 36 * 3600) return fmt::format("{} hours ago", (s + 1800) / 3600);
-  return fmt::format("{} days ago", (s + 43200) / 86400);
-}
-
-JobHealth assess_job(const Job* job, const JobSummary* summary, Clock::time_point now) {
-  JobHealth h;
-  const RunRecord* last = summary != nullptr && summary->last ? &*summary->last : nullptr;
-  const RunRecord* success = summary != nullptr && summary->last_success ? &*summary->last_success : nullptr;
-  h.running = summary != nullptr && !summary->running.empty();
-  if (job != nullptr) h.overdue_after = overdue_limit(*job);
-  if (success != nullptr) {
-    const auto t = time_of(success->finished.empty() ? success->started : success->finished);
-    if (t) h.success_age = std::chrono::duration_cast<std::chrono::seconds>(now - *t);
-  }
-  if (h.overdue_after.count() > 0) {
-    if (h.success_age) {
-      h.overdue = *h.success_age > h.overdue_after;
-    } else if (const RunRecord* first = summary != nullptr ? summary->newest() : nullptr) {
-      // Never succeeded: overdue once it has been trying for longer than the limit.
-      if (const auto t = time_of(first->started)) h.overdue = now - *t > h.overdue_after;
-    }
-  }
-  if (last == nullptr) {
-    h.status = h.running ? "running" : "never run";
-  } else {
-    h.failed = last->outcome != RunOutcome::success;
-    h.status = h.failed ? std::string(to_string(last->outcome)) : "ok";
-  }
-  if (h.overdue) h.status = "overdue";
-  return h;
-}
-
-nlohmann::json health_json(const JobHealth& h) {
-  nlohmann::json j;
-  j["health"] = h.status;
-  j["failed"] = h.failed;
-  j["overdue"] = h.overdue;
-  j["overdue_after_seconds"] = h.overdue_after.count();
-  j["last_success_age_seconds"] = h.success_age ? nlohmann::json(h.success_age->count()) : nlohmann::json(nullptr);
-  j["last_success_age"] = h.success_age ? nlohmann::json(age_text(*h.success_age)) : nlohmann::json(nullptr);
-  return j;
-}
 
 // ---------------------------------------------------------------- status --check
 

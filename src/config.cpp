@@ -490,6 +490,21 @@ const Rules<AgentSettings>& agent_rules() {
   return rules;
 }
 
+const Rules<ServeSettings>& serve_rules() {
+  static const Rules<ServeSettings> rules{
+      {"listen", Scope::both, [](const Field& f, ServeSettings& s) { f.string(s.listen, check_nonempty); }},
+      {"password_hash_file", Scope::both,
+       [](const Field& f, ServeSettings& s) { f.file_path(s.password_hash_file, check_optional_abs_path); }},
+      {"token_file", Scope::both, [](const Field& f, ServeSettings& s) { f.secret_file(s.token, check_token); }},
+      {"secure_cookies", Scope::both, [](const Field& f, ServeSettings& s) { f.boolean(s.secure_cookies); }},
+      {"session_lifetime", Scope::both,
+       [](const Field& f, ServeSettings& s) { f.duration(s.session_lifetime, 60, 30 * 86400); }},
+      {"metrics_textfile", Scope::both,
+       [](const Field& f, ServeSettings& s) { f.file_path(s.metrics_textfile, check_optional_abs_path); }},
+  };
+  return rules;
+}
+
 /// A datasets: entry before the job's own `recursive` is known.
 struct PairDraft {
   std::string source;
@@ -752,6 +767,7 @@ const Rules<Config>& top_rules() {
       {"jobs", Scope::both, [](const Field&, Config&) {}},
       {"auth", Scope::both, [](const Field&, Config&) {}},
       {"x-*", Scope::both, [](const Field&, Config&) {}},  // free for anchors (`x-defaults: &d`)
+      {"serve", Scope::both, [](const Field& f, Config& c) { read_mapping(f, serve_rules(), c.serve); }},
   };
   return rules;
 }
@@ -780,7 +796,7 @@ void read_root(Ctx& ctx, const YAML::Node& root, Config& cfg) {
     if (key == "jobs" && !jobs_node) jobs_node.emplace(kv.second);
     if (key == "auth") {
       cfg.notices.push_back(ConfigIssue{ctx.where(kv.first.Mark()), "auth",
-                                        "ignored (web login of the Python Hōzō; hozo has no web interface)",
+                                        "ignored (web login of the Python Hōzō; use serve.password_hash_file)",
                                         Severity::error, {}}
                                 .to_string());
     }
@@ -1083,6 +1099,7 @@ std::vector<std::string> known_job_keys() {
   add_block("syncoid", syncoid_rules());
   add_block("notifications", notification_rules());
   add_block("notifications.smtp", smtp_rules());
+  add_block("serve", serve_rules());
   return keys;
 }
 

@@ -10,6 +10,8 @@ build_packages=(
   nlohmann-json3-dev libmicrohttpd-dev libgtest-dev googletest
   # docs lint; time zones for the schedule tests
   mandoc tzdata
+  # hozo serve: password hashes (yescrypt through libcrypt)
+  libcrypt-dev
 )
 lab_packages=(
   # lab: namespaces, user-space ZFS, real sshd, syncoid and its helpers, receivers
@@ -17,6 +19,8 @@ lab_packages=(
   python3 python3-aiosmtpd socat netcat-openbsd
   # system lab (tests/system): systemd in containers, Debian root file systems
   systemd-container debootstrap
+  # hozo serve's tests: mkpasswd (whois), the browser test (chromium), promtool (prometheus)
+  whois chromium prometheus
 )
 packages=("${build_packages[@]}" "${lab_packages[@]}")
 

@@ -179,6 +179,16 @@ struct Job {
   NotificationSettings notifications;
 };
 
+/// `hozo serve` and the metrics textfile (top-level serve: block; see src/serve/).
+struct ServeSettings {
+  std::string listen = "127.0.0.1:8000";  ///< ADDR:PORT ([ADDR]:PORT for IPv6); --listen overrides
+  std::string password_hash_file;         ///< crypt(3) hash (yescrypt) of the dashboard password
+  Secret token;                           ///< bearer token for the API (token_file)
+  bool secure_cookies = false;            ///< mark cookies Secure (served behind a TLS proxy)
+  std::chrono::seconds session_lifetime{12 * 3600};
+  std::string metrics_textfile;           ///< written atomically after every run (node_exporter)
+};
+
 /// The whole validated configuration.
 struct Config {
   std::filesystem::path path;
@@ -188,6 +198,7 @@ struct Config {
   std::vector<BrokenJob> broken_jobs;  ///< job entries with errors (JobErrors::isolate only)
   std::size_t history_limit = 50;    ///< settings.history
   std::size_t log_keep = 20;         ///< settings.log_keep: run logs kept per job
+  ServeSettings serve;               ///< serve: block
 
   /// The job with this name, or nullptr.
   [[nodiscard]] const Job* find_job(std::string_view name) const;

@@ -24,7 +24,7 @@ else
   bad "cmake --install failed: $(cat "$work/install.log")"
 fi
 for f in bin/hozo bin/backupd share/man/man1/hozo.1 share/man/man5/hozo.yaml.5 share/man/man8/backupd.8 \
-  lib/systemd/system/hozo@.service lib/systemd/system/hozo@.timer lib/systemd/system/backupd.service lib/systemd/system/backupd.socket \
+  lib/systemd/system/hozo@.service lib/systemd/system/hozo-serve.service lib/systemd/system/hozo@.timer lib/systemd/system/backupd.service lib/systemd/system/backupd.socket \
   share/doc/hozo/examples/hozo.yaml share/doc/hozo/examples/backupd.yaml \
   share/bash-completion/completions/hozo; do
   [[ -f $prefix/$f ]] && ok "installed $f" || bad "missing $f"
@@ -36,6 +36,9 @@ exec_start=$(grep '^ExecStart=' "$prefix/lib/systemd/system/hozo@.service")
 exec_stop_post=$(grep '^ExecStopPost=' "$prefix/lib/systemd/system/hozo@.service")
 [[ $exec_stop_post == "ExecStopPost=$prefix/bin/hozo recover %i" ]] && ok "hozo@.service recovers with the installed binary" ||
   bad "hozo@.service: $exec_stop_post"
+exec_start=$(grep '^ExecStart=' "$prefix/lib/systemd/system/hozo-serve.service")
+[[ $exec_start == "ExecStart=$prefix/bin/hozo serve" ]] && ok "hozo-serve.service runs the installed binary" ||
+  bad "hozo-serve.service: $exec_start"
 exec_start=$(grep '^ExecStart=' "$prefix/lib/systemd/system/backupd.service")
 [[ $exec_start == "ExecStart=$prefix/bin/backupd --config /etc/hozo/backupd.yaml" ]] &&
   ok "backupd.service runs the installed binary" || bad "backupd.service: $exec_start"
@@ -47,6 +50,10 @@ if command -v systemd-analyze >/dev/null; then
   rc=$?
   [[ $rc == 0 && -z $out ]] && ok "systemd-analyze verify of the installed units: clean" ||
     bad "systemd-analyze verify (exit $rc): $out"
+  out=$(cd "$work" && MANPATH=$prefix/share/man systemd-analyze verify "$prefix/lib/systemd/system/hozo-serve.service" 2>&1)
+  rc=$?
+  [[ $rc == 0 && -z $out ]] && ok "systemd-analyze verify hozo-serve.service: clean" ||
+    bad "systemd-analyze verify hozo-serve.service (exit $rc): $out"
   # backupd.service and backupd.socket (socket activation), each alone and as the pair.
   for units in backupd.service backupd.socket "backupd.socket backupd.service"; do
     args=()
@@ -98,7 +105,7 @@ expect_completion "job names for jobs run" "nightly offsite-media" -- hozo jobs 
 expect_completion "a job name from a prefix" "offsite-media" -- hozo jobs run off
 expect_completion "job names for schedule" "nightly offsite-media" -- hozo schedule ""
 expect_completion "job names from -c FILE" "elsewhere nightly" -- hozo -c "$work/other.yaml" status ""
-expect_completion "top-level commands" "schedule shutdown status" -- hozo s
+expect_completion "top-level commands" "schedule serve shutdown status" -- hozo s
 expect_completion "subcommands" "list run show" -- hozo jobs ""
 expect_completion "options of a command" "--cron" -- hozo schedule --cr
 expect_completion "global options" "--config" -- hozo --conf

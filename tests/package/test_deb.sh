@@ -38,14 +38,15 @@ field() { dpkg-deb --field "$deb" "$1"; }
 [[ -n $(field Maintainer) ]] && ok "Maintainer: $(field Maintainer)" || bad "no Maintainer"
 [[ -n $(field Description) ]] && ok "has a Description" || bad "no Description"
 depends=$(field Depends)
-for dep in sanoid "zfsutils-linux | zfs-fuse" openssh-client libssh libyaml-cpp libfmt libspdlog libcurl libmicrohttpd; do
+for dep in sanoid "zfsutils-linux | zfs-fuse" openssh-client libssh libyaml-cpp libfmt libspdlog libcurl libmicrohttpd libcrypt1; do
   [[ $depends == *"$dep"* ]] && ok "Depends has $dep" || bad "Depends lacks $dep: $depends"
 done
 [[ $depends != *httplib* ]] && ok "Depends has no cpp-httplib" || bad "Depends still has cpp-httplib: $depends"
 contents=$(dpkg-deb --contents "$deb" | awk '{ print $6 }')
 for f in ./usr/bin/hozo ./usr/bin/backupd ./usr/share/man/man1/hozo.1 ./usr/share/man/man5/hozo.yaml.5 \
   ./usr/share/man/man8/backupd.8 ./usr/lib/systemd/system/hozo@.service ./usr/lib/systemd/system/hozo@.timer \
-  ./usr/lib/systemd/system/backupd.service ./usr/lib/systemd/system/backupd.socket ./usr/share/doc/hozo/examples/hozo.yaml \
+  ./usr/lib/systemd/system/backupd.service ./usr/lib/systemd/system/backupd.socket ./usr/lib/systemd/system/hozo-serve.service \
+  ./usr/share/doc/hozo/examples/hozo.yaml \
   ./usr/share/doc/hozo/examples/backupd.yaml ./usr/share/bash-completion/completions/hozo; do
   grep -qxF "$f" <<<"$contents" && ok "contains $f" || bad "missing $f"
 done
