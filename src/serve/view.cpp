@@ -24,7 +24,8 @@ std::optional<std::int64_t> json_int(const nlohmann::json& extra, const char* ke
 }  // namespace
 
 std::optional<std::int64_t> run_bytes(const RunRecord& run) {
-  if (auto b = json_int(run.extra, "bytes")) return b;
+  if (run.bytes_sent > 0 || !run.transfers.empty()) return run.bytes_sent;
+  if (auto b = json_int(run.extra, "bytes")) return b;  // written by older test tools
   std::optional<std::int64_t> sum;
   for (const auto& d : run.datasets) {
     if (auto b = json_int(d.extra, "bytes")) sum = sum.value_or(0) + *b;
@@ -78,21 +79,13 @@ JobView make_job_view(const Job& job, const JobState* state, SystemTime now) {
     v.last_success_unix = unix_seconds(v.last_success->finished.empty() ? v.last_success->started : v.last_success->finished);
     if (v.last_success_unix) v.last_success_age = now_unix - *v.last_success_unix;
   }
-  // Overdue: the first scheduled time after the last success (or after the first run, when
-  // none succeeded) is more than the grace period in the past.
-  if (!job.schedule.empty()) {
-    if (auto schedule = parse_schedule(job.schedule)) {
-      std::optional<double> since = v.last_success_unix;
-      if (!since && state != nullptr && !state->runs.empty()) since = unix_seconds(state->runs.front().started);
-      if (since) {
-        const auto from = SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::duration<double>(*since)));
-        if (auto due = schedule->next_run(from)) {
-          const double due_unix = std::chrono::duration<double>(due->time_since_epoch()).count();
-          v.overdue = !v.running && now_unix > due_unix + kOverdueGraceSeconds;
-        }
-      }
-    }
-  }
+  // Overdue as `hozo status` says it (overdue_after, default 1.5x the schedule's period), from a
+  // summary of the history: the last finished run, the last success and the running run.
+  JobSummary summary;
+  if (v.last_completed != nullptr) summary.last = *v.last_completed;
+  if (v.last_success != nullptr) summary.last_success = *v.last_success;
+  if (v.running) summary.running.push_back(*v.last);
+  v.overdue = !v.running && assess_job(&job, state != nullptr ? &summary : nullptr, now).overdue;
   return v;
 }
 

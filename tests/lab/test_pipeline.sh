@@ -243,10 +243,11 @@ t_eq "second exits 0" 0 "$rc2"
 t_eq "exactly one power-off" 1 "$(lab_count_events poweroff)"
 outcomes=$(for j in first second; do state_get "$j" 'r["shutdown"]["outcome"]'; done | sort | tr '\n' ' ')
 t_eq "one job powered off, the other saw the box in use" "done skipped_in_use " "$outcomes"
-last_done=$("$LAB_PY" - "$T_STATE" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))["jobs"]
-runs = {j: d[j]["runs"][-1] for j in ("first", "second")}
+last_done=$("$LAB_PY" - "$T_STATE" "$LAB_SRC_DIR" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+import hozo_state
+runs = {j: hozo_state.newest(sys.argv[1], j) for j in ("first", "second")}
 done = [j for j, r in runs.items() if r["shutdown"]["outcome"] == "done"][0]
 other = [j for j in runs if j != done][0]
 print(runs[done]["finished"] >= runs[other]["finished"])

@@ -81,8 +81,7 @@ write_config() { # NAME [JOB YAML LINES...]
 json_get() { "$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 # The last run of JOB in the state file: state_get JOB EXPR (the run is `r`).
 state_get() {
-  "$LAB_PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["runs"][-1]; print(eval(sys.argv[3]))' \
-    "$T_STATE" "$1" "$2"
+  "$LAB_PY" "$LAB_SRC_DIR/hozo_state.py" "$T_STATE" "$1" "$2"
 }
 
 # zfs-fuse quirk: after an incremental receive into a parent dataset, a child's mount can go stale

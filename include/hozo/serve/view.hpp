@@ -1,8 +1,7 @@
 #pragma once
 // JobView: what the dashboard, the metrics and the API say about one job, computed from its
-// configuration and its state entry in ONE place. Until the per-job summary of the state file
-// (last success, overdue_after, bytes, running entry) exists, these fields are derived here from
-// the run history; when it lands, make_job_view() is the only function that changes.
+// configuration and its state entry in ONE place: from the job's run history (sparklines, counts)
+// and, for health (overdue), the same assess_job() as `hozo status`.
 
 #include <cstdint>
 #include <map>
@@ -16,9 +15,6 @@
 
 namespace hozo::serve {
 
-/// How late a scheduled job may be before it counts as overdue (until `overdue_after` exists).
-inline constexpr double kOverdueGraceSeconds = 3600.0;
-
 /// One job as the dashboard shows it.
 struct JobView {
   const Job* job = nullptr;             ///< the configuration (never null)
@@ -27,7 +23,7 @@ struct JobView {
   const RunRecord* last_completed = nullptr;
   const RunRecord* last_success = nullptr;
   bool running = false;                 ///< the newest run is running and its process is alive
-  bool overdue = false;                 ///< a scheduled run should have succeeded by now
+  bool overdue = false;                 ///< no success within overdue_after (as `hozo status`)
   std::optional<double> last_success_unix;  ///< finish time of the last success (seconds since the epoch)
   std::optional<double> last_success_age;   ///< seconds since then
   std::optional<double> duration;       ///< of the last completed run
@@ -39,8 +35,8 @@ struct JobView {
   std::map<std::string, std::size_t> runs_by_outcome;  ///< over the retained history
 };
 
-/// Bytes a run transferred when the run record carries them (#12's "bytes"; else the sum of
-/// the datasets' "bytes"); nullopt when not recorded.
+/// Bytes a run transferred (bytes_sent; else an older record's "bytes" extra or the sum of its
+/// datasets' "bytes"); nullopt when not recorded.
 std::optional<std::int64_t> run_bytes(const RunRecord& run);
 
 /// Builds the view of `job` at time `now` (state may be null).
