@@ -439,18 +439,6 @@ int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool a
 
 // ---------------------------------------------------------------- status / history
 
-std::string bytes_text(std::int64_t bytes) {
-  if (bytes < 0) return "?";
-  static constexpr std::array<const char*, 5> kUnits{"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  std::size_t u = 0;
-  while (v >= 1024.0 && u + 1 < kUnits.size()) {
-    v /= 1024.0;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, kUnits[u]);
-}
-
 void print_run_details(const RunRecord& r) {
   fmt::print("  run        {}\n", r.run_id);
   const bool running = r.outcome == RunOutcome::running;
@@ -547,11 +535,7 @@ int cmd_status(const Globals& g, const std::string& name) {
       print_run_details(*last);
     }
     if (progress) {
-      fmt::print("  progress   {}{}{}: {} of {}, {}/s, ETA {} (updated {})\n", progress->stage,
-                 progress->dataset.empty() ? "" : " ", progress->dataset, bytes_text(progress->bytes_done),
-                 bytes_text(progress->bytes_total), bytes_text(static_cast<std::int64_t>(progress->bytes_per_second)),
-                 progress->eta_seconds >= 0 ? format_duration(std::chrono::duration<double>(progress->eta_seconds)) : "?",
-                 progress->updated);
+      fmt::print("  progress   {}\n", progress_text(*progress));
     }
     if (js != nullptr && js->last_restore) {
       const auto& r = *js->last_restore;

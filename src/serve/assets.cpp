@@ -48,6 +48,7 @@ std::string_view script() {
   var offset = parseInt(log.dataset.offset || "0", 10);
   var stage = document.getElementById("progress-stage");
   var line = document.getElementById("progress-line");
+  var bytes = document.getElementById("progress-bytes");
   function last(text) {
     var lines = text.split(/[\r\n]+/).filter(function (l) { return l.trim() !== ""; });
     return lines.length ? lines[lines.length - 1] : "";
@@ -64,6 +65,7 @@ std::string_view script() {
         }
         offset = d.next_offset;
         if (stage && d.stage) stage.textContent = d.stage;
+        if (bytes && d.progress_text) bytes.textContent = d.progress_text;
         if (d.running) { setTimeout(poll, 1500); } else { window.location.reload(); }
       })
       .catch(function () { setTimeout(poll, 5000); });

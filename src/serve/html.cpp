@@ -1,5 +1,7 @@
 #include "hozo/serve/html.hpp"
 
+#include "hozo/status_json.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -88,14 +90,7 @@ std::string short_duration(double seconds) {
 
 std::string bytes_text(std::optional<std::int64_t> bytes) {
   if (!bytes || *bytes < 0) return "-";
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  auto v = static_cast<double>(*bytes);
-  std::size_t unit = 0;
-  while (v >= 1024.0 && unit + 1 < std::size(kUnits)) {
-    v /= 1024.0;
-    ++unit;
-  }
-  return unit == 0 ? fmt::format("{} B", *bytes) : fmt::format("{:.1f} {}", v, kUnits[unit]);
+  return hozo::bytes_text(*bytes);
 }
 
 std::string sparkline_svg(const std::vector<double>& values, int width, int height, std::string_view title) {

@@ -209,7 +209,7 @@ std::string render_job(const JobView& v, const nlohmann::ordered_json& masked_co
 }
 
 std::string render_run(const Job& job, const RunRecord& r, bool running, std::string_view log, std::size_t log_offset,
-                       const PageContext& ctx) {
+                       std::string_view progress, const PageContext& ctx) {
   Out out;
   out.reserve(log.size() * 11 / 10 + 4096);
   head(out, job.name + " " + r.run_id, ctx, running ? 5 : 0, true);
@@ -222,8 +222,9 @@ std::string render_run(const Job& job, const RunRecord& r, bool running, std::st
   if (running) {
     const std::string stage = r.stages.empty() ? "starting" : "after " + r.stages.back().name;
     out += fmt::format("<div class=\"progress\">stage: <b id=\"progress-stage\">{}</b><br>"
+                       "<span id=\"progress-bytes\">{}</span><br>"
                        "<span class=\"muted\" id=\"progress-line\"></span></div>",
-                       h(stage));
+                       h(stage), h(progress));
   }
   timeline(out, r);
   datasets_table(out, r);

@@ -300,6 +300,10 @@ struct Dashboard::Impl {
     const Job* job = nullptr;
     const JobState* state = nullptr;
     const RunRecord* run = nullptr;
+    std::optional<RunRecord> fresh_run;     ///< a running run re-read from its file (stages change while it runs)
+    std::optional<RunProgress> progress;   ///< its live progress file
+    /// The run as it is now: the re-read record of a running run, else the cached one.
+    [[nodiscard]] const RunRecord& current() const { return fresh_run ? *fresh_run : *run; }
   };
 
   /// Resolves {job} (and {run}): 404 for unknown ones, 400 for run ids that are not run ids.
@@ -323,6 +327,15 @@ struct Dashboard::Impl {
       }
     }
     if (f.run == nullptr) return error(req, 404, "no such run");
+    if (f.run->outcome == RunOutcome::running) {
+      // The cache follows state.json, which a stage update does not touch: read this run again.
+      if (auto job_state = store.job(name)) {
+        for (const auto& r : job_state->runs) {
+          if (r.run_id == id) f.fresh_run = r;
+        }
+      }
+      f.progress = store.read_progress(name, id);
+    }
     return f;
   }
 
@@ -360,10 +373,10 @@ struct Dashboard::Impl {
     auto found = find(req, true);
     if (auto* r = std::get_if<Response>(&found)) return std::move(*r);
     auto& f = std::get<Found>(found);
-    const bool running = f.run->outcome == RunOutcome::running && !run_is_orphaned(*f.run);
+    const bool running = f.current().outcome == RunOutcome::running && !run_is_orphaned(f.current());
     std::string log;
     std::size_t offset = 0;
-    if (const auto path = log_path(*f.run)) {
+    if (const auto path = log_path(f.current())) {
       struct stat st {};
       if (::stat(path->c_str(), &st) == 0) {
         const auto size = static_cast<std::size_t>(st.st_size);
@@ -371,21 +384,22 @@ struct Dashboard::Impl {
         if (auto got = read_range(*path, offset, kRunPageLogBytes)) log = std::move(got->first);
       }
     }
-    return secured(Response::html(200, render_run(*f.job, *f.run, running, log, offset, page_context(req))));
+    const std::string progress = running && f.progress ? progress_text(*f.progress) : std::string();
+    return secured(Response::html(200, render_run(*f.job, f.current(), running, log, offset, progress, page_context(req))));
   }
 
   Response run_log(const Request& req, bool as_json) {
     auto found = find(req, true);
     if (auto* r = std::get_if<Response>(&found)) return std::move(*r);
     auto& f = std::get<Found>(found);
-    const auto path = log_path(*f.run);
+    const auto path = log_path(f.current());
     if (!path) return error(req, 403, "the run's log is outside the state directory");
     const auto offset = parse_int(req.query_param("offset").value_or("0"));
     const auto length = parse_int(req.query_param("length").value_or(std::to_string(kLogChunkDefault)));
     if (!offset || *offset < 0 || !length || *length <= 0) return error(req, 400, "offset and length must be non-negative numbers");
     const auto range = read_range(*path, static_cast<std::size_t>(*offset),
                                   std::min(kLogChunkMax, static_cast<std::size_t>(*length)));
-    const bool running = f.run->outcome == RunOutcome::running && !run_is_orphaned(*f.run);
+    const bool running = f.current().outcome == RunOutcome::running && !run_is_orphaned(f.current());
     if (!range) {
       if (!as_json) return error(req, 404, "no log for this run");
       return secured(Response::json(200, json{{"offset", *offset}, {"next_offset", *offset}, {"size", 0}, {"text", ""},
@@ -402,8 +416,10 @@ struct Dashboard::Impl {
                                             {"eof", next >= range->second},
                                             {"text", range->first},
                                             {"running", running},
-                                            {"outcome", to_string(f.run->outcome)},
-                                            {"stage", f.run->stages.empty() ? "starting" : "after " + f.run->stages.back().name}}));
+                                            {"outcome", to_string(f.current().outcome)},
+                                            {"stage", f.current().stages.empty() ? "starting" : "after " + f.current().stages.back().name},
+                                            {"progress", running && f.progress ? json(*f.progress) : json(nullptr)},
+                                            {"progress_text", running && f.progress ? progress_text(*f.progress) : ""}}));
   }
 
   // ------------------------------------------------------------------ API documents
@@ -470,7 +486,7 @@ struct Dashboard::Impl {
   Response api_run(const Request& req) {
     auto found = find(req, true);
     if (auto* r = std::get_if<Response>(&found)) return std::move(*r);
-    return secured(Response::json(200, json(*std::get<Found>(found).run)));
+    return secured(Response::json(200, json(std::get<Found>(found).current())));
   }
 
   // ------------------------------------------------------------------ actions

@@ -27,9 +27,10 @@ std::string render_overview(const std::vector<JobView>& views, const PageContext
 /// A job: last run's stage timeline and verification, history, restores, effective config (masked).
 std::string render_job(const JobView& view, const nlohmann::ordered_json& masked_config, const PageContext& ctx);
 
-/// A run with its log (`log` may be a tail; `log_offset` is where it starts in the file).
+/// A run with its log (`log` may be a tail; `log_offset` is where it starts in the file) and, for a
+/// running one, its live progress line (progress_text; empty when none was written yet).
 std::string render_run(const Job& job, const RunRecord& run, bool running, std::string_view log, std::size_t log_offset,
-                       const PageContext& ctx);
+                       std::string_view progress, const PageContext& ctx);
 
 /// The login form, with an optional message ("wrong password").
 std::string render_login(std::string_view message, const PageContext& ctx);
