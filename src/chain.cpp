@@ -41,7 +41,8 @@ std::string hold_tag(const Job& job) { return "hozo:" + job.name; }
 
 const RunRecord* last_verified_run(const JobState& state) noexcept {
   for (auto it = state.runs.rbegin(); it != state.runs.rend(); ++it) {
-    if (it->outcome == RunOutcome::success) return &*it;
+    // A re-seed that did not swap its new datasets in verified those, not the job's targets.
+    if (it->outcome == RunOutcome::success && (it->reseed.empty() || it->reseed == "replaced")) return &*it;
   }
   return nullptr;
 }
@@ -99,8 +100,8 @@ Result<void> check_chain_anchor(CommandRunner& local, const Job& job, const RunR
       return make_error(
           "no common snapshot: {} (GUID {}), the snapshot the box was last verified on, is gone from the source "
           "(pruned while the box was off?) and there is no bookmark of it; an incremental send is impossible; the next "
-          "run needs a full send into a new target dataset: set target_dataset of job {} to a new dataset (see hozo(1) "
-          "RECOVERY). The box was not woken",
+          "run needs a full send into a new target dataset: run `hozo jobs reseed {}` (see hozo(1) RECOVERY). The box "
+          "was not woken",
           d.newest_source_snapshot, d.source_guid, job.name);
     }
   }

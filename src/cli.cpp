@@ -912,6 +912,8 @@ std::optional<std::string> misspelt_command(const CLI::App& app, int argc, char*
 
 }  // namespace
 
+std::unique_ptr<RunReporter> make_tty_reporter() { return std::make_unique<TtyReporter>(); }
+
 int run(int argc, char** argv) {
   CLI::App app{"hozo - off-site ZFS backups to a backup box that sleeps.\n"
                "Exit codes: 0 ok, 1 job failed, 2 usage, 69 unavailable, 70 internal error, 75 busy/locked, "
@@ -962,6 +964,7 @@ int run(int argc, char** argv) {
                 "this run only: let syncoid roll the target back to the last common snapshot, discarding changes made "
                 "on the box (drops --no-rollback from syncoid's arguments)");
   run->callback([&] { action = [&] { return cmd_jobs_run(g, run_names, run_all, dry_run, force_rollback); }; });
+  add_reseed_command(*jobs_cmd, g, action);
 
   std::vector<std::string> status_names;
   bool status_check = false;

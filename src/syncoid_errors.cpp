@@ -110,8 +110,8 @@ std::string describe_cause(const SyncFailure& f, const SyncContext& w) {
     case SyncCause::no_common_snapshot:
       return fmt::format(
           "no common snapshot between {} and {}: the snapshot the target ends on is gone from the source, so no "
-          "incremental send is possible; the next run needs a full send into a new target dataset: set target_dataset "
-          "of job {} to a new dataset (see hozo(1) RECOVERY)",
+          "incremental send is possible; a full send into a new target dataset is needed: run `hozo jobs reseed {}` "
+          "(see hozo(1) RECOVERY)",
           w.source, target, w.job);
     case SyncCause::target_modified:
       return fmt::format(

@@ -80,9 +80,18 @@ write_config() { # NAME [JOB YAML LINES...]
 # jq-free JSON access: json_get FILE PYTHON_EXPR (the parsed document is `d`).
 json_get() { "$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 # The last run of JOB in the state file: state_get JOB EXPR (the run is `r`).
-state_get() {
-  "$LAB_PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["runs"][-1]; print(eval(sys.argv[3]))' \
-    "$T_STATE" "$1" "$2"
+# The newest run of JOB: its file runs/<job>/<run id>.json (state layout 2; the last written), or
+# the last entry of the old single-file layout.
+state_get() { # JOB PYTHON_EXPR (the run record is `r`)
+  "$LAB_PY" -c '
+import glob, json, os, sys
+files = [f for f in glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "runs", sys.argv[2], "*.json"))
+         if not f.endswith("/restores.json")]
+if files:
+    r = json.load(open(max(files, key=os.path.getmtime)))
+else:
+    r = json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["runs"][-1]
+print(eval(sys.argv[3]))' "$T_STATE" "$1" "$2"
 }
 
 # zfs-fuse quirk: after an incremental receive into a parent dataset, a child's mount can go stale
