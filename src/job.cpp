@@ -28,6 +28,23 @@ constexpr std::chrono::seconds kRemoteCommandTimeout{120};
 
 bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(); }
 
+/// --create-bookmark for this run (decide_create_bookmark): asks `zpool get feature@bookmarks` of
+/// each source pool only when the config leaves it to hozo and no_sync_snap is on.
+BookmarkDecision bookmark_decision(CommandRunner& local, const Job& job) {
+  const auto& s = job.syncoid;
+  if (s.create_bookmark_set || !s.no_sync_snap) return decide_create_bookmark(s, BookmarkSupport::no, "");
+  std::set<std::string> pools;
+  for (const auto& pair : job.datasets) pools.insert(pool_of(pair.source));
+  BookmarkDecision decision;
+  for (const auto& pool : pools) {
+    auto out = local.run({"zpool", "get", "feature@bookmarks", pool}, std::chrono::seconds(30));
+    const auto support = out ? parse_bookmark_feature(*out) : BookmarkSupport::no;
+    decision = decide_create_bookmark(s, support, pool);
+    if (!decision.create) return decision;
+  }
+  return decision;
+}
+
 Error interrupted_error() { return Error{"interrupted by signal", ExitCode::interrupted}; }
 
 /// Adds the run's log file to the default logger for the lifetime of the run.
@@ -181,6 +198,9 @@ Result<void> Pipeline::preflight(StageTiming& timing) {
     if (auto r = validate_dataset_name(pair.target); !r) return r.error();
   }
   timing.message = fmt::format("{}, {} dataset pair(s)", syncoid_.describe(), job_.datasets.size());
+  const auto bookmarks = bookmark_decision(sys_.local(), job_);
+  work_.syncoid.create_bookmark = bookmarks.create;
+  if (!job_.syncoid.create_bookmark_set && job_.syncoid.no_sync_snap) timing.message += ", " + bookmarks.why;
   if (opt_.reseed != nullptr) {
     timing.message += ", re-seed: the chain is checked on the box";
     return ok();
@@ -692,8 +712,15 @@ Result<std::string> describe_plan(const Job& job) {
   }
   out += fmt::format("  tools    {}\n", join(tools, ", "));
   const auto trust = syncoid_trust(job);
+  Job work = job;
+  {
+    LocalCommandRunner local;
+    const auto bookmarks = bookmark_decision(local, job);
+    work.syncoid.create_bookmark = bookmarks.create;
+    if (!job.syncoid.create_bookmark_set && job.syncoid.no_sync_snap) out += fmt::format("  bookmark {}\n", bookmarks.why);
+  }
   for (const auto& pair : job.datasets) {
-    auto argv = build_syncoid_argv(job, pair, trust, version);
+    auto argv = build_syncoid_argv(work, pair, trust, version);
     if (!argv) return argv.error();
     out += fmt::format("  sync     {}\n", describe_command(*argv));
   }
