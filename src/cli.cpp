@@ -576,6 +576,11 @@ void print_run_details(const RunRecord& r) {
                r.shutdown.message);
   }
   if (r.attempts > 0) fmt::print("  attempts   {}\n", r.attempts);
+  if (!r.reseed.empty()) {
+    fmt::print("  re-seed    {}\n", r.reseed == "none"   ? "nothing re-seeded (every chain intact)"
+                                   : r.reseed == "sent" ? "full send into new datasets, not swapped in (--replace)"
+                                                        : "full send, swapped into place");
+  }
   for (const auto& s : r.stages) {
     fmt::print("  stage      {} {:<9} {:>7}  {}\n", s.ok ? "✓" : "✗", s.name,
                format_duration(std::chrono::duration<double>(s.seconds)), s.message);
