@@ -243,13 +243,13 @@ t_eq "second exits 0" 0 "$rc2"
 t_eq "exactly one power-off" 1 "$(lab_count_events poweroff)"
 outcomes=$(for j in first second; do state_get "$j" 'r["shutdown"]["outcome"]'; done | sort | tr '\n' ' ')
 t_eq "one job powered off, the other saw the box in use" "done skipped_in_use " "$outcomes"
-last_done=$("$LAB_PY" - "$T_STATE" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))["jobs"]
-runs = {j: d[j]["runs"][-1] for j in ("first", "second")}
-done = [j for j, r in runs.items() if r["shutdown"]["outcome"] == "done"][0]
+last_done=$("$LAB_PY" - "$(state_get first 'r["shutdown"]["outcome"] + " " + r["finished"]')" \
+  "$(state_get second 'r["shutdown"]["outcome"] + " " + r["finished"]')" <<'PY'
+import sys
+runs = dict(enumerate(a.split(" ", 1) for a in sys.argv[1:]))
+done = [j for j, r in runs.items() if r[0] == "done"][0]
 other = [j for j in runs if j != done][0]
-print(runs[done]["finished"] >= runs[other]["finished"])
+print(runs[done][1] >= runs[other][1])
 PY
 )
 t_eq "the power-off came from the job that finished last" True "$last_done"

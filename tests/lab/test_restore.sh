@@ -21,14 +21,8 @@ same_sums() { # FILE DATASET: the tree of DATASET has exactly the sums in FILE (
   [[ -s $1 ]] && diff "$1" "$LAB_DIR/sums.now" >&2
 }
 # The newest restore of JOB in the state file: restore_get JOB EXPR (the restore is `r`).
-restore_get() {
-  "$LAB_PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["restores"][-1]; print(eval(sys.argv[3]))' \
-    "$T_STATE" "$1" "$2"
-}
-restore_count() {
-  "$LAB_PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["jobs"].get(sys.argv[2], {}).get("restores", [])))' \
-    "$T_STATE" "$1"
-}
+restore_get() { restores_get "$1" "(lambda r: $2)(rs[-1])"; }
+restore_count() { restores_get "$1" 'len(rs)'; }
 differs() { ! same_sums "$@" 2>/dev/null; }
 # zfs commands that change the box's datasets (snapshot, destroy, rollback, ...) in the box's zfs log.
 box_zfs_writes() { awk '$2 ~ /^(snapshot|destroy|rollback|rename|set|receive|recv)$/' "$LAB_BOX_DIR/zfs-calls.log" 2>/dev/null | wc -l; }

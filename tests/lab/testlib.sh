@@ -94,6 +94,29 @@ else:
 print(eval(sys.argv[3]))' "$T_STATE" "$1" "$2"
 }
 
+# The restores of JOB, oldest first (runs/<job>/restores.json of state layout 2, or the old layout's list).
+restores_get() { # JOB PYTHON_EXPR (the list is `rs`)
+  "$LAB_PY" -c '
+import json, os, sys
+f = os.path.join(os.path.dirname(sys.argv[1]), "runs", sys.argv[2], "restores.json")
+if os.path.exists(f):
+    rs = json.load(open(f)).get("restores", [])
+else:
+    rs = json.load(open(sys.argv[1]))["jobs"].get(sys.argv[2], {}).get("restores", [])
+print(eval(sys.argv[3]))' "$T_STATE" "$1" "$2"
+}
+# One run of JOB by its id: run_get JOB RUN_ID PYTHON_EXPR (the run record is `r`).
+run_get() {
+  "$LAB_PY" -c '
+import json, os, sys
+f = os.path.join(os.path.dirname(sys.argv[1]), "runs", sys.argv[2], sys.argv[3] + ".json")
+if os.path.exists(f):
+    r = json.load(open(f))
+else:
+    r = [x for x in json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["runs"] if x["run_id"] == sys.argv[3]][0]
+print(eval(sys.argv[4]))' "$T_STATE" "$1" "$2" "$3"
+}
+
 # zfs-fuse quirk: after an incremental receive into a parent dataset, a child's mount can go stale
 # (listed but unreadable); remounting the received tree before comparing files avoids it.
 remount_tree() { # DATASET
