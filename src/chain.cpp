@@ -39,9 +39,42 @@ std::string hold_op(CommandRunner& runner, const char* op, const std::string& ta
 
 std::string hold_tag(const Job& job) { return "hozo:" + job.name; }
 
+BookmarkSupport parse_bookmark_feature(const CommandOutput& out) {
+  if (out.exit_status != 0) return BookmarkSupport::no;
+  for (const auto line : split_lines(out.out)) {
+    std::vector<std::string> cols;
+    std::string cur;
+    for (const char c : line) {
+      if (c == ' ' || c == '\t') {
+        if (!cur.empty()) cols.push_back(std::move(cur));
+        cur.clear();
+      } else {
+        cur += c;
+      }
+    }
+    if (!cur.empty()) cols.push_back(std::move(cur));
+    if (cols.size() >= 3 && cols[1] == "feature@bookmarks") {
+      return cols[2] == "enabled" || cols[2] == "active" ? BookmarkSupport::yes : BookmarkSupport::no;
+    }
+  }
+  return BookmarkSupport::no;
+}
+
+BookmarkDecision decide_create_bookmark(const SyncoidSettings& s, BookmarkSupport support, std::string_view pool) {
+  if (s.create_bookmark_set) {
+    return {s.create_bookmark, s.create_bookmark ? "create_bookmark: true (config)" : "create_bookmark: false (config)"};
+  }
+  if (!s.no_sync_snap) return {false, "no bookmarks: syncoid's own sync snapshot keeps the chain (no_sync_snap is off)"};
+  if (support == BookmarkSupport::no) {
+    return {false, fmt::format("no bookmarks: pool {} does not support them (feature@bookmarks)", pool)};
+  }
+  return {true, fmt::format("--create-bookmark: pool {} supports bookmarks", pool)};
+}
+
 const RunRecord* last_verified_run(const JobState& state) noexcept {
   for (auto it = state.runs.rbegin(); it != state.runs.rend(); ++it) {
-    if (it->outcome == RunOutcome::success) return &*it;
+    // A re-seed that did not swap its new datasets in verified those, not the job's targets.
+    if (it->outcome == RunOutcome::success && (it->reseed.empty() || it->reseed == "replaced")) return &*it;
   }
   return nullptr;
 }
@@ -99,8 +132,8 @@ Result<void> check_chain_anchor(CommandRunner& local, const Job& job, const RunR
       return make_error(
           "no common snapshot: {} (GUID {}), the snapshot the box was last verified on, is gone from the source "
           "(pruned while the box was off?) and there is no bookmark of it; an incremental send is impossible; the next "
-          "run needs a full send into a new target dataset: set target_dataset of job {} to a new dataset (see hozo(1) "
-          "RECOVERY). The box was not woken",
+          "run needs a full send into a new target dataset: run `hozo jobs reseed {}` (see hozo(1) RECOVERY). The box "
+          "was not woken",
           d.newest_source_snapshot, d.source_guid, job.name);
     }
   }

@@ -462,6 +462,11 @@ void print_run_details(const RunRecord& r) {
                r.shutdown.message);
   }
   if (r.attempts > 0) fmt::print("  attempts   {}\n", r.attempts);
+  if (!r.reseed.empty()) {
+    fmt::print("  re-seed    {}\n", r.reseed == "none"   ? "nothing re-seeded (every chain intact)"
+                                   : r.reseed == "sent" ? "full send into new datasets, not swapped in (--replace)"
+                                                        : "full send, swapped into place");
+  }
   for (const auto& s : r.stages) {
     fmt::print("  stage      {} {:<9} {:>7}  {}\n", s.ok ? "✓" : "✗", s.name,
                format_duration(std::chrono::duration<double>(s.seconds)), s.message);
@@ -794,6 +799,8 @@ std::optional<std::string> misspelt_command(const CLI::App& app, int argc, char*
 
 }  // namespace
 
+std::unique_ptr<RunReporter> make_tty_reporter() { return std::make_unique<TtyReporter>(); }
+
 int run(int argc, char** argv) {
   CLI::App app{"hozo - off-site ZFS backups to a backup box that sleeps.\n"
                "Exit codes: 0 ok, 1 job failed, 2 usage, 69 unavailable, 70 internal error, 75 busy/locked, "
@@ -844,6 +851,7 @@ int run(int argc, char** argv) {
                 "this run only: let syncoid roll the target back to the last common snapshot, discarding changes made "
                 "on the box (drops --no-rollback from syncoid's arguments)");
   run->callback([&] { action = [&] { return cmd_jobs_run(g, run_names, run_all, dry_run, force_rollback); }; });
+  add_reseed_command(*jobs_cmd, g, action);
 
   std::vector<std::string> status_names;
   bool status_check = false;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hozo/config.hpp"
+#include "hozo/job.hpp"
 #include "hozo/state.hpp"
 #include "hozo/status_json.hpp"
 #include "hozo/util/result.hpp"
@@ -92,6 +94,12 @@ void add_restore_command(CLI::App& app, Globals& g, Action& action);
 void add_init_command(CLI::App& app, Globals& g, Action& action);
 /// `hozo recover`: clean up after a hard-killed run (src/cli_recover.cpp).
 void add_recover_command(CLI::App& app, Globals& g, Action& action);
+
+/// `hozo jobs reseed`: a full send into new target datasets for broken chains (src/cli_reseed.cpp).
+void add_reseed_command(CLI::App& jobs, Globals& g, Action& action);
+
+/// The stage lines `jobs run` prints on a terminal.
+std::unique_ptr<RunReporter> make_tty_reporter();
 
 /// Pretty-printed JSON on stdout.
 void print_json(const nlohmann::json& j);

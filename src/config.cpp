@@ -453,7 +453,11 @@ const Rules<SyncoidSettings>& syncoid_rules() {
       {"target_bwlimit", Scope::both, [](const Field& f, S& s) { f.string(s.target_bwlimit, check_bwlimit); }},
       {"identifier", Scope::both, [](const Field& f, S& s) { f.string(s.identifier, check_identifier); }},
       {"exclude", Scope::both, [](const Field& f, S& s) { f.list(s.exclude, check_nonempty, Single::allowed); }},
-      {"create_bookmark", Scope::both, [](const Field& f, S& s) { f.boolean(s.create_bookmark); }},
+      {"create_bookmark", Scope::both,
+       [](const Field& f, S& s) {
+         f.boolean(s.create_bookmark);
+         s.create_bookmark_set = true;
+       }},
       {"no_sync_snap", Scope::both, [](const Field& f, S& s) { f.boolean(s.no_sync_snap); }},
       {"sendoptions", Scope::both, [](const Field& f, S& s) { f.string(s.sendoptions); }},
       {"recvoptions", Scope::both, [](const Field& f, S& s) { f.string(s.recvoptions); }},

@@ -68,7 +68,7 @@ settings:
     # target_bwlimit: 50M
     # identifier: offsite       # --identifier, keeps sync snapshots of several targets apart
     # exclude: ["tank/data/tmp"]  # regular expressions of datasets to skip
-    # create_bookmark: false
+    # create_bookmark: false    # unset: on with no_sync_snap where the source pool has bookmarks
     # no_sync_snap: false
     # sendoptions: "w"          # one line each, passed to syncoid as given
     # recvoptions: "u"

@@ -28,6 +28,23 @@ constexpr std::chrono::seconds kRemoteCommandTimeout{120};
 
 bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(); }
 
+/// --create-bookmark for this run (decide_create_bookmark): asks `zpool get feature@bookmarks` of
+/// each source pool only when the config leaves it to hozo and no_sync_snap is on.
+BookmarkDecision bookmark_decision(CommandRunner& local, const Job& job) {
+  const auto& s = job.syncoid;
+  if (s.create_bookmark_set || !s.no_sync_snap) return decide_create_bookmark(s, BookmarkSupport::no, "");
+  std::set<std::string> pools;
+  for (const auto& pair : job.datasets) pools.insert(pool_of(pair.source));
+  BookmarkDecision decision;
+  for (const auto& pool : pools) {
+    auto out = local.run({"zpool", "get", "feature@bookmarks", pool}, std::chrono::seconds(30));
+    const auto support = out ? parse_bookmark_feature(*out) : BookmarkSupport::no;
+    decision = decide_create_bookmark(s, support, pool);
+    if (!decision.create) return decision;
+  }
+  return decision;
+}
+
 Error interrupted_error() { return Error{"interrupted by signal", ExitCode::interrupted}; }
 
 /// Adds the run's log file to the default logger for the lifetime of the run.
@@ -69,7 +86,7 @@ class RunLogSink {
 class Pipeline {
  public:
   Pipeline(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options, RunRecord record)
-      : job_(job), state_(state), sys_(systems), opt_(options), rec_(std::move(record)) {}
+      : job_(job), state_(state), sys_(systems), opt_(options), rec_(std::move(record)), work_(job) {}
 
   RunRecord run();
 
@@ -87,6 +104,9 @@ class Pipeline {
   Result<void> sync();
   Result<void> sync_pair(const DatasetPair& pair);
   Result<void> verify();
+  Result<void> reseed_select();
+  Result<void> replace();
+  void hold(StageTiming& t);
   void shutdown();
   void notify();
   bool sleep_cancellable(std::chrono::seconds d);
@@ -102,6 +122,10 @@ class Pipeline {
   SyncCause sync_cause_ = SyncCause::unknown;  ///< why the last syncoid failed
   std::chrono::steady_clock::time_point started_{};
   InstalledSyncoid syncoid_;  ///< found in preflight: which release the argv is built for
+  /// The job as this run syncs and verifies it: the same as job_ apart from the decisions of this
+  /// run (re-seed: only the chosen pairs, with their new targets).
+  Job work_;
+  std::vector<const ReseedPair*> reseeding_;  ///< re-seed: the pairs being sent in full
 };
 
 template <typename Fn>
@@ -174,6 +198,13 @@ Result<void> Pipeline::preflight(StageTiming& timing) {
     if (auto r = validate_dataset_name(pair.target); !r) return r.error();
   }
   timing.message = fmt::format("{}, {} dataset pair(s)", syncoid_.describe(), job_.datasets.size());
+  const auto bookmarks = bookmark_decision(sys_.local(), job_);
+  work_.syncoid.create_bookmark = bookmarks.create;
+  if (!job_.syncoid.create_bookmark_set && job_.syncoid.no_sync_snap) timing.message += ", " + bookmarks.why;
+  if (opt_.reseed != nullptr) {
+    timing.message += ", re-seed: the chain is checked on the box";
+    return ok();
+  }
   // The chain: the snapshot the box was last verified on must still be on the source, else no
   // incremental send is possible — say so now, without waking the box.
   if (auto js = state_.job(job_.name)) {
@@ -262,7 +293,7 @@ Result<void> Pipeline::pools() {
 
 Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
   const auto trust = syncoid_trust(job_);
-  auto argv = build_syncoid_argv(job_, pair, trust, syncoid_.version);
+  auto argv = build_syncoid_argv(work_, pair, trust, syncoid_.version);
   if (!argv) return argv.error();
   if (opt_.target_changes == TargetChanges::discard) {
     const auto before = argv->size();
@@ -346,20 +377,21 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
 
 Result<void> Pipeline::sync() {
   return stage("sync", [&](StageTiming& t) -> Result<void> {
-    for (const auto& pair : job_.datasets) {
+    for (const auto& pair : work_.datasets) {
       if (auto r = sync_pair(pair); !r) {
         if (sync_cause_ != SyncCause::unknown) rec_.error_cause = std::string(to_string(sync_cause_));
         return r;
       }
     }
-    t.message = fmt::format("{} dataset(s), {} attempt(s)", job_.datasets.size(), rec_.attempts);
+    t.message = fmt::format("{} dataset(s){}, {} attempt(s)", work_.datasets.size(),
+                            opt_.reseed != nullptr ? " sent in full into new datasets" : "", rec_.attempts);
     return ok();
   });
 }
 
 Result<void> Pipeline::verify() {
   return stage("verify", [&](StageTiming& t) -> Result<void> {
-    const auto report = verify_job(sys_.local(), *remote_, job_, kRemoteCommandTimeout);
+    const auto report = verify_job(sys_.local(), *remote_, work_, kRemoteCommandTimeout);
     rec_.datasets.clear();
     for (const auto& d : report.datasets) {
       DatasetVerification v;
@@ -374,15 +406,75 @@ Result<void> Pipeline::verify() {
     }
     if (!report.ok) return make_error("{}", report.error);
     t.message = fmt::format("{} dataset(s) verified", report.datasets.size());
-    if (job_.hold_snapshots) {
-      std::optional<JobState> js;
-      if (auto j = state_.job(job_.name)) js = std::move(*j);
-      const RunRecord* previous = js ? last_verified_run(*js) : nullptr;
-      const auto warnings =
-          hold_verified_snapshots(sys_.local(), *remote_, job_, rec_.datasets, previous, kRemoteCommandTimeout);
-      t.message += warnings.empty() ? fmt::format(", held ({})", hold_tag(job_))
-                                    : fmt::format(", {} hold warning(s): {}", warnings.size(), warnings.front());
+    if (opt_.reseed == nullptr) hold(t);  // a re-seed holds once its datasets are in place (replace)
+    return ok();
+  });
+}
+
+void Pipeline::hold(StageTiming& t) {
+  if (!job_.hold_snapshots) return;
+  std::optional<JobState> js;
+  if (auto j = state_.job(job_.name)) js = std::move(*j);
+  const RunRecord* previous = js ? last_verified_run(*js) : nullptr;
+  const auto warnings =
+      hold_verified_snapshots(sys_.local(), *remote_, job_, rec_.datasets, previous, kRemoteCommandTimeout);
+  t.message += warnings.empty() ? fmt::format(", held ({})", hold_tag(job_))
+                                : fmt::format(", {} hold warning(s): {}", warnings.size(), warnings.front());
+}
+
+Result<void> Pipeline::reseed_select() {
+  return stage("reseed", [&](StageTiming& t) -> Result<void> {
+    work_.datasets.clear();
+    std::vector<std::string> notes;
+    for (const auto& p : opt_.reseed->pairs) {
+      auto fresh = list_snapshots(*remote_, p.new_target, Recursive::no, kRemoteCommandTimeout);
+      if (!fresh) return fresh.error();
+      if (fresh->status == ListStatus::found) {
+        return make_error("{} already exists on {}; a re-seed never writes into an existing dataset", p.new_target,
+                          job_.target_host);
+      }
+      auto chain = chain_on_box(sys_.local(), *remote_, p.pair, kRemoteCommandTimeout);
+      if (!chain) return chain.error();
+      const bool broken = chain->target_exists && !chain->common;
+      spdlog::info("[{}] re-seed: {} -> {}: {}", job_.name, p.pair.source, p.pair.target, chain->detail);
+      if (!broken && !p.named) {
+        notes.push_back(fmt::format("{} left alone ({})", p.pair.source, chain->detail));
+        continue;
+      }
+      reseeding_.push_back(&p);
+      work_.datasets.push_back(DatasetPair{p.pair.source, p.new_target, p.pair.recursive});
+      notes.push_back(fmt::format("{} -> {} ({}{})", p.pair.source, p.new_target, broken ? "broken: " : "on request: ",
+                                  chain->detail));
     }
+    if (work_.datasets.empty()) notes.insert(notes.begin(), "nothing to re-seed: every chain is intact");
+    t.message = join(notes, "; ");
+    return ok();
+  });
+}
+
+Result<void> Pipeline::replace() {
+  return stage("replace", [&](StageTiming& t) -> Result<void> {
+    std::optional<JobState> js;
+    if (auto j = state_.job(job_.name)) js = std::move(*j);
+    const RunRecord* previous = js ? last_verified_run(*js) : nullptr;
+    std::vector<std::string> done;
+    for (const ReseedPair* p : reseeding_) {
+      auto r = replace_target(*remote_, job_, *p, opt_.reseed->replace, previous, kRemoteCommandTimeout);
+      if (!r) return r.error();
+      done.push_back(*r);
+      // From now on the verified copy is the job's target: record it under that name.
+      for (auto& d : rec_.datasets) {
+        if (d.target == p->new_target || d.target.starts_with(p->new_target + "/")) {
+          d.target = p->pair.target + d.target.substr(p->new_target.size());
+          if (const auto at = d.newest_target_snapshot.find('@'); at != std::string::npos) {
+            d.newest_target_snapshot = d.target + d.newest_target_snapshot.substr(at);
+          }
+        }
+      }
+    }
+    rec_.reseed = "replaced";
+    t.message = join(done, "; ");
+    hold(t);
     return ok();
   });
 }
@@ -493,6 +585,16 @@ RunRecord Pipeline::run() {
       if (auto r = disk(); !r) return r;
     }
     if (auto r = pools(); !r) return r;
+    if (opt_.reseed != nullptr) {
+      rec_.reseed = "none";
+      if (auto r = reseed_select(); !r) return r;
+      if (reseeding_.empty()) return ok();
+      if (auto r = sync(); !r) return r;
+      if (auto r = verify(); !r) return r;
+      rec_.reseed = "sent";
+      if (opt_.reseed->replace == ReplaceTarget::keep) return ok();
+      return replace();
+    }
     if (auto r = sync(); !r) return r;
     return verify();
   };
@@ -551,6 +653,9 @@ std::string summarize(const RunRecord& r) {
   if (r.outcome == RunOutcome::success) {
     s += fmt::format(", {} dataset(s) verified", r.datasets.size());
   }
+  if (r.reseed == "none") s += ", nothing re-seeded (every chain intact)";
+  if (r.reseed == "sent") s += ", re-seeded into new datasets (not swapped in: --replace does that)";
+  if (r.reseed == "replaced") s += ", re-seeded and swapped into place";
   s += r.woke_host ? ", woke the box" : (r.was_up_before ? ", box was already up" : "");
   s += fmt::format(", shutdown: {}", to_string(r.shutdown.outcome));
   return s;
@@ -607,8 +712,15 @@ Result<std::string> describe_plan(const Job& job) {
   }
   out += fmt::format("  tools    {}\n", join(tools, ", "));
   const auto trust = syncoid_trust(job);
+  Job work = job;
+  {
+    LocalCommandRunner local;
+    const auto bookmarks = bookmark_decision(local, job);
+    work.syncoid.create_bookmark = bookmarks.create;
+    if (!job.syncoid.create_bookmark_set && job.syncoid.no_sync_snap) out += fmt::format("  bookmark {}\n", bookmarks.why);
+  }
   for (const auto& pair : job.datasets) {
-    auto argv = build_syncoid_argv(job, pair, trust, version);
+    auto argv = build_syncoid_argv(work, pair, trust, version);
     if (!argv) return argv.error();
     out += fmt::format("  sync     {}\n", describe_command(*argv));
   }

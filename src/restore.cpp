@@ -12,6 +12,7 @@
 #include "hozo/lock.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/syncoid.hpp"
+#include "hozo/syncoid_errors.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/zfs.hpp"
@@ -227,8 +228,18 @@ class Restore {
     for (const auto& line : split_lines(tail)) {
       if (!trim(line).empty()) last = std::string(trim(line));
     }
-    return make_error("syncoid exited with status {} ({}){}{}", outcome.exit_code, outcome.reason,
-                      last.empty() ? "" : ": ", printable(last));
+    const std::string exit_text = fmt::format("syncoid exited with status {} ({})", outcome.exit_code, outcome.reason);
+    // The cause class and its remedy first, as for a backup run (syncoid_errors).
+    const auto failure = classify_syncoid_output(tail);
+    if (failure.cause == SyncCause::unknown) {
+      return make_error("{}{}{}", exit_text, last.empty() ? "" : ": ", printable(last));
+    }
+    rec_.error_cause = std::string(to_string(failure.cause));
+    std::string why = describe_restore_cause(
+        failure, SyncContext{job_.name, plan_.pair.target, job_.target_host, plan_.target});
+    if (!failure.critical.empty()) why += "\nsyncoid: " + failure.critical;
+    if (!failure.evidence.empty() && failure.evidence != failure.critical) why += "\ncause: " + failure.evidence;
+    return make_error("{}\n{}", why, exit_text);
   }
 
   /// syncoid ends on the newest snapshot of the backup and leaves a target that already has it

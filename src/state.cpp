@@ -150,10 +150,10 @@ HOZO_STATE_JSON(DatasetTransfer, source, target, bytes, estimated_bytes, seconds
 HOZO_STATE_JSON(NotificationResult, channel, ok, message)
 HOZO_STATE_JSON(RunRecord, run_id, job, started, finished, duration_seconds, outcome, exit_code, failed_stage, error,
                 stages, datasets, transfers, bytes_sent, attempts, woke_host, was_up_before, shutdown, notifications,
-                pid, pid_start_ticks, hostname, log_file, child_pgids, error_cause)
+                pid, pid_start_ticks, hostname, log_file, child_pgids, error_cause, reseed)
 HOZO_STATE_JSON(RestoreRecord, restore_id, job, started, finished, duration_seconds, outcome, exit_code, failed_stage,
                 error, source, backup, target, snapshot, restored_snapshot, in_place, woke_host, was_up_before,
-                shutdown, pid, pid_start_ticks, hostname)
+                shutdown, pid, pid_start_ticks, hostname, error_cause)
 HOZO_STATE_JSON(RunProgress, run_id, job, stage, dataset, bytes_done, bytes_total, bytes_per_second, eta_seconds,
                 updated, final)
 

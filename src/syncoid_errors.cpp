@@ -110,8 +110,8 @@ std::string describe_cause(const SyncFailure& f, const SyncContext& w) {
     case SyncCause::no_common_snapshot:
       return fmt::format(
           "no common snapshot between {} and {}: the snapshot the target ends on is gone from the source, so no "
-          "incremental send is possible; the next run needs a full send into a new target dataset: set target_dataset "
-          "of job {} to a new dataset (see hozo(1) RECOVERY)",
+          "incremental send is possible; a full send into a new target dataset is needed: run `hozo jobs reseed {}` "
+          "(see hozo(1) RECOVERY)",
           w.source, target, w.job);
     case SyncCause::target_modified:
       return fmt::format(
@@ -137,6 +137,45 @@ std::string describe_cause(const SyncFailure& f, const SyncContext& w) {
     case SyncCause::network:
       return fmt::format("ssh/network failure talking to {}: check that the box is reachable (`hozo check {} --wake`); "
                          "the next run starts over",
+                         w.target_host, w.job);
+    case SyncCause::unknown: break;
+  }
+  return {};
+}
+
+std::string describe_restore_cause(const SyncFailure& f, const SyncContext& w) {
+  const std::string backup = fmt::format("{}:{}", w.target_host, w.source);
+  switch (f.cause) {
+    case SyncCause::no_common_snapshot:
+      return fmt::format(
+          "no common snapshot between the backup {} and the local {}: restore into a new dataset (--to, or the "
+          "default name), or overwrite it with --in-place --force-delete (see hozo(1) RECOVERY)",
+          backup, w.target);
+    case SyncCause::target_modified:
+      return fmt::format(
+          "the local {} was modified since its newest snapshot: restore into a new dataset (without --in-place), or "
+          "roll it back first (zfs rollback) and run the restore again",
+          w.target);
+    case SyncCause::target_busy:
+      return fmt::format("the local {} is busy (another receive or a mount holds it); run the restore again later",
+                         w.target);
+    case SyncCause::out_of_space:
+      return fmt::format(
+          "out of space on the local pool of {}: free space there (or restore into another pool with --to), then run "
+          "the restore again; the backup on the box is untouched",
+          w.target);
+    case SyncCause::permission_denied:
+      return fmt::format(
+          "permission denied: check the SSH key and user for {} and, without root, the `zfs allow` permissions (send "
+          "on the box, create,mount,receive here; `hozo check {}` shows them)",
+          w.target_host, w.job);
+    case SyncCause::dataset_missing:
+      return fmt::format("a dataset is missing (the backup {} on the box, or the parent of {} here): check the job's "
+                         "target_dataset and `hozo check {}`",
+                         backup, w.target, w.job);
+    case SyncCause::network:
+      return fmt::format("ssh/network failure talking to {}: check that the box is reachable (`hozo check {} --wake`), "
+                         "then run the restore again",
                          w.target_host, w.job);
     case SyncCause::unknown: break;
   }

@@ -15,6 +15,27 @@
 
 namespace hozo {
 
+/// Whether a pool can hold bookmarks (`zpool get feature@bookmarks POOL`).
+enum class BookmarkSupport {
+  yes,  ///< the feature is enabled or active (OpenZFS)
+  no,   ///< disabled, or the pool has no feature flags (zfs-fuse: the property is unknown)
+};
+
+/// Parses `zpool get feature@bookmarks POOL` (OpenZFS: a NAME PROPERTY VALUE SOURCE table;
+/// zfs-fuse: exit 2, "bad property list: invalid property 'feature@bookmarks'").
+BookmarkSupport parse_bookmark_feature(const CommandOutput& out);
+
+/// What this run passes to syncoid.
+struct BookmarkDecision {
+  bool create = false;  ///< --create-bookmark
+  std::string why;      ///< for the preflight message and --dry-run
+};
+
+/// --create-bookmark or not: as written in the config when create_bookmark is set there; else on
+/// when no_sync_snap is on (syncoid bookmarks only then) and the source pool supports bookmarks.
+BookmarkDecision decide_create_bookmark(const SyncoidSettings& settings, BookmarkSupport support,
+                                        std::string_view source_pool);
+
 /// "hozo:<job>".
 std::string hold_tag(const Job& job);
 

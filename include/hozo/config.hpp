@@ -104,6 +104,9 @@ struct SyncoidSettings {
   std::string identifier;
   std::vector<std::string> exclude;
   bool create_bookmark = false;
+  /// create_bookmark was written in the config (else hozo decides: on with no_sync_snap where the
+  /// source pool has feature@bookmarks; see decide_create_bookmark).
+  bool create_bookmark_set = false;
   bool no_sync_snap = false;
   std::string sendoptions;
   std::string recvoptions;

@@ -18,6 +18,7 @@
 #include "hozo/config.hpp"
 #include "hozo/net.hpp"
 #include "hozo/process.hpp"
+#include "hozo/reseed.hpp"
 #include "hozo/state.hpp"
 #include "hozo/util/result.hpp"
 #include "hozo/util/time.hpp"
@@ -100,11 +101,16 @@ struct RunOptions {
   RunReporter* reporter = nullptr;            ///< nullptr = log only
   std::size_t log_keep = 20;                  ///< run logs kept per job
   Millis poweroff_confirm_timeout{60000};     ///< how long the SSH port may keep answering after shutdown
+  /// `jobs reseed`: instead of the incremental sync, the pairs of the plan whose target shares no
+  /// snapshot with the source (or named with --dataset) are sent in full into their new datasets,
+  /// verified there and, with --replace, renamed into place (stages "reseed" and "replace").
+  const ReseedPlan* reseed = nullptr;
 };
 
 /// The stage names, in order, as recorded in the state file.
-inline constexpr const char* kStageNames[] = {"preflight", "lock", "wake",   "wait",     "connect", "disk",
-                                              "pool",      "sync", "verify", "shutdown", "notify"};
+inline constexpr const char* kStageNames[] = {"preflight", "lock",   "wake",   "wait",    "connect",  "disk",
+                                              "pool",      "reseed", "sync",   "verify",  "replace",  "shutdown",
+                                              "notify"};
 
 /// Runs one job end to end and records it. The returned record is also in the state file;
 /// its exit_code is the process exit code for this job (0, 1, 69, 75, 130).

@@ -137,6 +137,9 @@ struct RunRecord {
   std::string log_file;                ///< full log of the run
   std::vector<std::int64_t> child_pgids;  ///< process groups of the children this run started (while running)
   std::string error_cause;             ///< cause class of a sync failure ("no_common_snapshot", ...); empty = none
+  /// `jobs reseed`: "none" (every chain was intact), "sent" (full sends into new datasets, not
+  /// swapped in), "replaced" (the new datasets are the targets now); empty = a normal run.
+  std::string reseed;
   nlohmann::json extra = nlohmann::json::object();  ///< unknown keys from the file, written back
   bool operator==(const RunRecord&) const = default;
 };
@@ -164,6 +167,7 @@ struct RestoreRecord {
   std::int64_t pid = 0;
   std::uint64_t pid_start_ticks = 0;
   std::string hostname;
+  std::string error_cause;  ///< cause class of a failed syncoid pull ("out_of_space", ...); empty = none
   nlohmann::json extra = nlohmann::json::object();
   bool operator==(const RestoreRecord&) const = default;
 };

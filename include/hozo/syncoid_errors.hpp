@@ -51,4 +51,10 @@ struct SyncContext {
 /// its changes". Empty for SyncCause::unknown.
 std::string describe_cause(const SyncFailure& failure, const SyncContext& where);
 
+/// The same for `hozo restore` (syncoid pulls from the box into this machine): `where.source` is
+/// the backup on the box, `where.target` the local dataset written, so "target" means this
+/// machine's side, e.g. "out of space on the local pool of tank/data-restore-...: ...". Empty for
+/// SyncCause::unknown.
+std::string describe_restore_cause(const SyncFailure& failure, const SyncContext& where);
+
 }  // namespace hozo

@@ -106,7 +106,7 @@ expect_completion "a job name from a prefix" "offsite-media" -- hozo jobs run of
 expect_completion "job names for schedule" "nightly offsite-media" -- hozo schedule ""
 expect_completion "job names from -c FILE" "elsewhere nightly" -- hozo -c "$work/other.yaml" status ""
 expect_completion "top-level commands" "schedule serve shutdown status" -- hozo s
-expect_completion "subcommands" "list run show" -- hozo jobs ""
+expect_completion "subcommands" "list reseed run show" -- hozo jobs ""
 expect_completion "options of a command" "--cron" -- hozo schedule --cr
 expect_completion "global options" "--config" -- hozo --conf
 expect_completion "jobs list --names" "--names" -- hozo jobs list --na

@@ -84,6 +84,15 @@ state_get() {
   "$LAB_PY" "$LAB_SRC_DIR/hozo_state.py" "$T_STATE" "$1" "$2"
 }
 
+# The restores of JOB, oldest first: restores_get JOB EXPR (the list is `rs`).
+restores_get() {
+  "$LAB_PY" "$LAB_SRC_DIR/hozo_state.py" --restores "$T_STATE" "$1" "$2"
+}
+# One run of JOB by its id: run_get JOB RUN_ID EXPR (the run record is `r`).
+run_get() {
+  "$LAB_PY" "$LAB_SRC_DIR/hozo_state.py" "$T_STATE" "$1" "$3" "$2"
+}
+
 # zfs-fuse quirk: after an incremental receive into a parent dataset, a child's mount can go stale
 # (listed but unreadable); remounting the received tree before comparing files avoids it.
 remount_tree() { # DATASET

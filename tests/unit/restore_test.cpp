@@ -62,6 +62,7 @@ class FakeSystems final : public JobSystems {
   bool up_before = false;
   bool wakes_up = true;
   int syncoid_exit = 0;
+  std::vector<std::string> syncoid_stderr;  ///< lines syncoid prints on stderr
   bool corrupt_guid = false;       ///< the "received" copy gets other GUIDs
   std::atomic<bool>* cancel_during_sync = nullptr;
   int wakes = 0;
@@ -101,9 +102,10 @@ class FakeSystems final : public JobSystems {
   }
   CommandRunner& local() override { return local_runner; }
   Result<ProcessResult> run_syncoid(const std::vector<std::string>& argv, std::chrono::seconds, const LineCallback& out,
-                                    const LineCallback&, const std::atomic<bool>*) override {
+                                    const LineCallback& err, const std::atomic<bool>*) override {
     syncoid_calls.push_back(argv);
     out("INFO: Sending oldest full snapshot ...");
+    for (const auto& line : syncoid_stderr) err(line);
     ProcessResult r;
     if (cancel_during_sync != nullptr) {
       cancel_during_sync->store(true);
@@ -428,6 +430,27 @@ TEST_F(Restore, SyncoidFailureAndGuidMismatchFail) {
   r = run();
   EXPECT_EQ(r.failed_stage, "verify");
   EXPECT_NE(r.error.find("guid"), std::string::npos);
+}
+
+TEST_F(Restore, SyncoidFailureNamesItsCauseAndRemedyFirst) {
+  systems.syncoid_exit = 2;
+  systems.syncoid_stderr = {"cannot receive new filesystem stream: out of space",
+                            "CRITICAL ERROR:  zfs send  'backup/data'@'s2' | zfs receive  -s -F 'tank/data-restore' "
+                            "failed: 256 at /usr/sbin/syncoid line 492."};
+  auto r = run();
+  EXPECT_EQ(r.failed_stage, "sync");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.error_cause, "out_of_space");
+  EXPECT_TRUE(r.error.starts_with("out of space on the local pool of ")) << r.error;
+  EXPECT_NE(r.error.find("\nsyncoid: CRITICAL ERROR:"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("syncoid exited with status 2"), std::string::npos) << r.error;
+  EXPECT_EQ(systems.power_offs, 1);
+  // Nothing recognised: syncoid's exit and last line, no cause.
+  systems.syncoid_stderr = {"something odd happened"};
+  request.to = "tank/second";
+  r = run();
+  EXPECT_EQ(r.error_cause, "");
+  EXPECT_TRUE(r.error.starts_with("syncoid exited with status 2")) << r.error;
 }
 
 TEST_F(Restore, InterruptedDuringSyncoidIs130AndStillPowersOff) {

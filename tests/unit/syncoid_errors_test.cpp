@@ -83,3 +83,30 @@ TEST(SyncoidErrors, LongAndBinaryLinesAreClipped) {
   EXPECT_EQ(f.cause, SyncCause::out_of_space);
   EXPECT_LE(f.evidence.size(), 300U);
 }
+
+TEST(SyncoidErrors, RestoreRemediesSpeakOfThisMachinesSide) {
+  const SyncContext where{"nightly", "backup/data", "box", "tank/data-restore-20261201-120000"};
+  for (const auto cause : {SyncCause::no_common_snapshot, SyncCause::target_modified, SyncCause::target_busy,
+                           SyncCause::out_of_space, SyncCause::permission_denied, SyncCause::dataset_missing,
+                           SyncCause::network}) {
+    SyncFailure f;
+    f.cause = cause;
+    const auto text = describe_restore_cause(f, where);
+    EXPECT_FALSE(text.empty()) << to_string(cause);
+    EXPECT_EQ(text.find("jobs run"), std::string::npos) << text;  // a backup run's remedy is no help here
+  }
+  SyncFailure space;
+  space.cause = SyncCause::out_of_space;
+  EXPECT_TRUE(describe_restore_cause(space, where).starts_with("out of space on the local pool of tank/data-restore"));
+  SyncFailure common;
+  common.cause = SyncCause::no_common_snapshot;
+  EXPECT_NE(describe_restore_cause(common, where).find("--in-place --force-delete"), std::string::npos);
+  EXPECT_TRUE(describe_restore_cause(SyncFailure{}, where).empty());
+}
+
+TEST(SyncoidErrors, NoCommonSnapshotRemedyNamesReseed) {
+  SyncFailure f;
+  f.cause = SyncCause::no_common_snapshot;
+  const auto text = describe_cause(f, SyncContext{"nightly", "tank/data", "box", "backup/data"});
+  EXPECT_NE(text.find("hozo jobs reseed nightly"), std::string::npos) << text;
+}

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "hozo/backupd.hpp"
+#include "hozo/chain.hpp"
 #include "hozo/check.hpp"
 #include "hozo/zfs.hpp"
 
@@ -191,3 +192,44 @@ TEST(ZfsFixtures, AvailableBytes) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- zpool get feature@bookmarks (create_bookmark)
+
+TEST(ZfsFixtures, BookmarkFeature) {
+  EXPECT_EQ(parse_bookmark_feature(command("openzfs/zpool-get-feature-bookmarks.txt")), BookmarkSupport::yes);
+  EXPECT_EQ(parse_bookmark_feature(command("openzfs/zpool-get-feature-bookmarks-enabled.txt")), BookmarkSupport::yes);
+  EXPECT_EQ(parse_bookmark_feature(command("openzfs/zpool-get-feature-bookmarks-disabled.txt")), BookmarkSupport::no);
+  // zfs-fuse knows no feature flags: exit 2, "bad property list: invalid property 'feature@bookmarks'".
+  const auto fuse = command("zfs-fuse/zpool-get-feature-bookmarks.txt");
+  EXPECT_EQ(fuse.exit_status, 2);
+  EXPECT_NE(fuse.err.find("invalid property 'feature@bookmarks'"), std::string::npos);
+  EXPECT_EQ(parse_bookmark_feature(fuse), BookmarkSupport::no);
+}
+
+TEST(ZfsFixtures, CreateBookmarkDecision) {
+  const auto support = [](const char* f) { return parse_bookmark_feature(command(f)); };
+  SyncoidSettings s;
+  s.no_sync_snap = true;
+  // Left to hozo: on where the pool supports bookmarks (OpenZFS), off on zfs-fuse.
+  auto d = decide_create_bookmark(s, support("openzfs/zpool-get-feature-bookmarks.txt"), "tank");
+  EXPECT_TRUE(d.create) << d.why;
+  EXPECT_NE(d.why.find("tank supports bookmarks"), std::string::npos) << d.why;
+  d = decide_create_bookmark(s, support("openzfs/zpool-get-feature-bookmarks-enabled.txt"), "backup");
+  EXPECT_TRUE(d.create) << d.why;
+  d = decide_create_bookmark(s, support("openzfs/zpool-get-feature-bookmarks-disabled.txt"), "old");
+  EXPECT_FALSE(d.create) << d.why;
+  d = decide_create_bookmark(s, support("zfs-fuse/zpool-get-feature-bookmarks.txt"), "tank");
+  EXPECT_FALSE(d.create) << d.why;
+  EXPECT_NE(d.why.find("does not support"), std::string::npos) << d.why;
+  // syncoid bookmarks only with --no-sync-snap: without it, never automatically.
+  s.no_sync_snap = false;
+  d = decide_create_bookmark(s, support("openzfs/zpool-get-feature-bookmarks.txt"), "tank");
+  EXPECT_FALSE(d.create) << d.why;
+  // Written in the config: the config wins either way.
+  s.no_sync_snap = true;
+  s.create_bookmark_set = true;
+  s.create_bookmark = false;
+  EXPECT_FALSE(decide_create_bookmark(s, support("openzfs/zpool-get-feature-bookmarks.txt"), "tank").create);
+  s.create_bookmark = true;
+  EXPECT_TRUE(decide_create_bookmark(s, support("zfs-fuse/zpool-get-feature-bookmarks.txt"), "tank").create);
+}

@@ -8,6 +8,7 @@ enum class ExitCode : int {
   ok = 0,            ///< success
   failure = 1,       ///< the job (or command) failed
   usage = 2,         ///< bad command line
+  unconfirmed = 64,  ///< a command that changes the box needs confirmation (--yes) and there was no terminal to ask on
   unavailable = 69,  ///< EX_UNAVAILABLE: host never woke, syncoid missing, ...
   software = 70,     ///< EX_SOFTWARE: internal error (a bug)
   tempfail = 75,     ///< EX_TEMPFAIL: host busy or locked; try again later
