@@ -30,6 +30,7 @@
 #include "hozo/schedule.hpp"
 #include "hozo/ssh.hpp"
 #include "hozo/state.hpp"
+#include "hozo/transfer.hpp"
 #include "hozo/util/exit_code.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
@@ -541,17 +542,7 @@ nlohmann::json status_json(const Job* job, const std::string& name, const JobSum
   return j;
 }
 
-std::string bytes_text(std::int64_t bytes) {
-  if (bytes < 0) return "?";
-  static constexpr std::array<const char*, 5> kUnits{"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  std::size_t u = 0;
-  while (v >= 1024.0 && u + 1 < kUnits.size()) {
-    v /= 1024.0;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, kUnits[u]);
-}
+std::string bytes_text(std::int64_t bytes) { return format_bytes(bytes); }
 
 void print_run_details(const RunRecord& r) {
   fmt::print("  run        {}\n", r.run_id);
