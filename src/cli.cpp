@@ -709,12 +709,13 @@ int cmd_history(const Globals& g, const std::string& name, int count) {
     fmt::print("{}: never run\n", name);
     return 0;
   }
-  fmt::print("{:<26} {:<12} {:>8}  {}\n", "RUN", "OUTCOME", "DURATION", "DETAIL");
+  fmt::print("{:<26} {:<12} {:>8} {:>10}  {}\n", "RUN", "OUTCOME", "DURATION", "SENT", "DETAIL");
   for (const auto* r : runs) {
     std::string detail = r->failed_stage.empty() ? fmt::format("shutdown: {}", to_string(r->shutdown.outcome))
                                                  : fmt::format("{}: {}", r->failed_stage, r->error);
-    fmt::print("{:<26} {:<12} {:>8}  {}\n", r->run_id, to_string(r->outcome),
-               format_duration(std::chrono::duration<double>(r->duration_seconds)), detail);
+    fmt::print("{:<26} {:<12} {:>8} {:>10}  {}\n", r->run_id, to_string(r->outcome),
+               format_duration(std::chrono::duration<double>(r->duration_seconds)),
+               r->transfers.empty() ? std::string("-") : format_bytes(r->bytes_sent), detail);
   }
   return 0;
 }

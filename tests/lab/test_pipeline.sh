@@ -246,7 +246,7 @@ t_eq "one job powered off, the other saw the box in use" "done skipped_in_use " 
 last_done=$("$LAB_PY" - "$T_STATE" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))["jobs"]
-runs = {j: d[j]["runs"][-1] for j in ("first", "second")}
+runs = {j: d[j]["last"] for j in ("first", "second")}  # the summary's newest finished run
 done = [j for j, r in runs.items() if r["shutdown"]["outcome"] == "done"][0]
 other = [j for j in runs if j != done][0]
 print(runs[done]["finished"] >= runs[other]["finished"])

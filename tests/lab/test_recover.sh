@@ -94,7 +94,7 @@ t_eq "next run found the box up" True "$(state_get big 'r["was_up_before"]')"
 t_eq "next run powered it off" done "$(state_get big 'r["shutdown"]["outcome"]')"
 t_check "box is off" wait_box_off
 t_eq "dead run is interrupted" interrupted \
-  "$("$LAB_PY" -c 'import json,sys; print([r for r in json.load(open(sys.argv[1]))["jobs"]["big"]["runs"] if r["run_id"]==sys.argv[2]][0]["outcome"])' "$T_STATE" "$id")"
+  "$("$LAB_PY" -c 'import json,os,sys; print(json.load(open(os.path.join(os.path.dirname(sys.argv[1]), "runs", "big", sys.argv[2] + ".json")))["outcome"])' "$T_STATE" "$id")"
 
 t_log "a box someone else switched on is never powered off"
 box_on

@@ -80,9 +80,16 @@ write_config() { # NAME [JOB YAML LINES...]
 # jq-free JSON access: json_get FILE PYTHON_EXPR (the parsed document is `d`).
 json_get() { "$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 # The last run of JOB in the state file: state_get JOB EXPR (the run is `r`).
+# state.json holds a summary per job; the newest run (running, else `last`) has its full record in
+# runs/<job>/<run id>.json next to it.
 state_get() {
-  "$LAB_PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["runs"][-1]; print(eval(sys.argv[3]))' \
-    "$T_STATE" "$1" "$2"
+  "$LAB_PY" -c '
+import json, os, sys
+path, job = sys.argv[1], sys.argv[2]
+summary = json.load(open(path))["jobs"][job]
+newest = (summary.get("running") or [None])[-1] or summary["last"]
+r = json.load(open(os.path.join(os.path.dirname(path), "runs", job, newest["run_id"] + ".json")))
+print(eval(sys.argv[3]))' "$T_STATE" "$1" "$2"
 }
 
 # zfs-fuse quirk: after an incremental receive into a parent dataset, a child's mount can go stale
