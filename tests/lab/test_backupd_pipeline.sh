@@ -177,7 +177,7 @@ lab_mark_events
 hozo_run restore nightly --to "$LAB_SRC_POOL/restored"
 t_eq "restore exits 0" 0 "$HOZO_RC"
 t_eq "restore recorded as success" success \
-  "$("$LAB_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"]["nightly"]["restores"][-1]["outcome"])' "$T_STATE")"
+  "$("$LAB_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"]["nightly"]["last_restore"]["outcome"])' "$T_STATE")"
 t_check "the restore spun the disk up through backupd" test "$(grep -c "/spinup" "$LAB_BACKUPD_LOG")" -gt "$spinups_before"
 remount_tree "$LAB_SRC_POOL/restored"
 lab_tree_sums "$LAB_SRC_MNT/data" >"$LAB_DIR/sums.src"

@@ -21,13 +21,15 @@ same_sums() { # FILE DATASET: the tree of DATASET has exactly the sums in FILE (
   [[ -s $1 ]] && diff "$1" "$LAB_DIR/sums.now" >&2
 }
 # The newest restore of JOB in the state file: restore_get JOB EXPR (the restore is `r`).
+# (runs/<job>/restores.json next to state.json: {"restores": [... oldest first]})
 restore_get() {
-  "$LAB_PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["jobs"][sys.argv[2]]["restores"][-1]; print(eval(sys.argv[3]))' \
+  "$LAB_PY" -c 'import json,os,sys; r=json.load(open(os.path.join(os.path.dirname(sys.argv[1]), "runs", sys.argv[2], "restores.json")))["restores"][-1]; print(eval(sys.argv[3]))' \
     "$T_STATE" "$1" "$2"
 }
 restore_count() {
-  "$LAB_PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["jobs"].get(sys.argv[2], {}).get("restores", [])))' \
-    "$T_STATE" "$1"
+  "$LAB_PY" -c 'import json,os,sys
+p = os.path.join(os.path.dirname(sys.argv[1]), "runs", sys.argv[2], "restores.json")
+print(len(json.load(open(p))["restores"]) if os.path.exists(p) else 0)' "$T_STATE" "$1"
 }
 differs() { ! same_sums "$@" 2>/dev/null; }
 # zfs commands that change the box's datasets (snapshot, destroy, rollback, ...) in the box's zfs log.
