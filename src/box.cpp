@@ -121,13 +121,21 @@ Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, Co
   bool health_from_agent = false;
   for (const auto& pool : pools) {
     const AgentPool* from_agent = agent ? agent->find_pool(pool) : nullptr;
+    Result<PoolHealth> health = from_agent != nullptr ? Result<PoolHealth>(PoolHealth{pool, from_agent->health})
+                                                      : make_error("pool {} not listed", pool);
     if (from_agent == nullptr) {  // backupd lists imported pools only
-      auto imported = import_pool_if_needed(remote, job, pool, timeout);
-      if (!imported) return imported.error();
-      if (*imported) notes.push_back(fmt::format("{} imported", pool));
+      // One round trip for an imported pool (the usual case): its health says it is there.
+      auto listed = zpool_health_if_imported(remote, pool, timeout);
+      if (!listed) return listed.error();
+      if (*listed) {
+        health = std::move(**listed);
+      } else {
+        auto imported = import_pool_if_needed(remote, job, pool, timeout);
+        if (!imported) return imported.error();
+        if (*imported) notes.push_back(fmt::format("{} imported", pool));
+        health = zpool_health(remote, pool, timeout);
+      }
     }
-    auto health = from_agent != nullptr ? Result<PoolHealth>(PoolHealth{pool, from_agent->health})
-                                        : zpool_health(remote, pool, timeout);
     if (!health) return health.error();
     health_from_agent = health_from_agent || from_agent != nullptr;
     if (health->health == "DEGRADED") {

@@ -32,6 +32,7 @@
 #include "hozo/ssh.hpp"
 #include "hozo/state.hpp"
 #include "hozo/status_json.hpp"
+#include "hozo/transfer.hpp"
 #include "hozo/util/exit_code.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
@@ -477,10 +478,10 @@ void print_run_details(const RunRecord& r) {
                d.remote_snapshot_count);
   }
   for (const auto& t : r.transfers) {
-    fmt::print("  sent       {} → {}: {} in {} ({}/s){}\n", t.source, t.target, bytes_text(t.bytes),
+    fmt::print("  sent       {} → {}: {} in {} ({}/s){}\n", t.source, t.target, format_bytes(t.bytes),
                format_duration(std::chrono::duration<double>(t.seconds)),
-               bytes_text(static_cast<std::int64_t>(t.bytes_per_second)),
-               t.estimated_bytes >= 0 ? fmt::format(", syncoid estimated {}", bytes_text(t.estimated_bytes)) : "");
+               format_bytes(static_cast<std::int64_t>(t.bytes_per_second)),
+               t.estimated_bytes >= 0 ? fmt::format(", syncoid estimated {}", format_bytes(t.estimated_bytes)) : "");
   }
   for (const auto& n : r.notifications) {
     fmt::print("  notify     {} {}{}{}\n", n.channel, n.ok ? "ok" : "FAILED", n.message.empty() ? "" : ": ", n.message);
@@ -605,12 +606,13 @@ int cmd_history(const Globals& g, const std::string& name, int count) {
     fmt::print("{}: never run\n", name);
     return 0;
   }
-  fmt::print("{:<26} {:<12} {:>8}  {}\n", "RUN", "OUTCOME", "DURATION", "DETAIL");
+  fmt::print("{:<26} {:<12} {:>8} {:>10}  {}\n", "RUN", "OUTCOME", "DURATION", "SENT", "DETAIL");
   for (const auto* r : runs) {
     std::string detail = r->failed_stage.empty() ? fmt::format("shutdown: {}", to_string(r->shutdown.outcome))
                                                  : fmt::format("{}: {}", r->failed_stage, r->error);
-    fmt::print("{:<26} {:<12} {:>8}  {}\n", r->run_id, to_string(r->outcome),
-               format_duration(std::chrono::duration<double>(r->duration_seconds)), detail);
+    fmt::print("{:<26} {:<12} {:>8} {:>10}  {}\n", r->run_id, to_string(r->outcome),
+               format_duration(std::chrono::duration<double>(r->duration_seconds)),
+               r->transfers.empty() ? std::string("-") : format_bytes(r->bytes_sent), detail);
   }
   return 0;
 }

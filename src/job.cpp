@@ -15,6 +15,7 @@
 #include "hozo/ssh.hpp"
 #include "hozo/syncoid.hpp"
 #include "hozo/syncoid_errors.hpp"
+#include "hozo/transfer.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/verify.hpp"
@@ -95,6 +96,8 @@ class Pipeline {
   Result<void> stage(std::string_view name, Fn&& body);
   void save();
   void progress(std::string_view stage);  ///< the run's progress file: current stage
+  void transfer_figure(const DatasetPair& pair);  ///< the progress file (at most every 2 s) during a send
+  void record_transfer(const DatasetPair& pair, double seconds);
   void fail(std::string_view stage, const Error& error);
   Result<void> preflight(StageTiming& timing);
   Result<void> wake_and_wait();
@@ -126,7 +129,13 @@ class Pipeline {
   /// run (re-seed: only the chosen pairs, with their new targets).
   Job work_;
   std::vector<const ReseedPair*> reseeding_;  ///< re-seed: the pairs being sent in full
+  TransferMeter meter_;       ///< figures of the current syncoid attempt
+  std::chrono::steady_clock::time_point last_progress_{};  ///< last write of the progress file
+  std::chrono::steady_clock::time_point last_figure_log_{};  ///< last progress line in the run log
 };
+
+constexpr std::chrono::seconds kProgressInterval{2};  ///< the progress file is written at most this often
+constexpr std::chrono::seconds kFigureLogInterval{30};  ///< a progress line in the run log this often
 
 template <typename Fn>
 Result<void> Pipeline::stage(std::string_view name, Fn&& body) {
@@ -163,7 +172,56 @@ void Pipeline::progress(std::string_view stage) {
   p.job = rec_.job;
   p.stage = std::string(stage);
   p.updated = iso8601_utc(sys_.clock().now());
+  last_progress_ = sys_.clock().steady_now();
   if (auto r = state_.write_progress(p); !r) spdlog::debug("[{}] progress: {}", job_.name, r.error().message);
+}
+
+void Pipeline::transfer_figure(const DatasetPair& pair) {
+  const auto now = sys_.clock().steady_now();
+  const std::string dataset = meter_.dataset().empty() ? pair.source : meter_.dataset();
+  const auto text = [&] {
+    return fmt::format("{}: {} of {}, {}/s, ETA {}", dataset, format_bytes(meter_.current_done()),
+                       format_bytes(meter_.current_total()), format_bytes(static_cast<std::int64_t>(meter_.rate())),
+                       meter_.eta_seconds() >= 0 ? format_duration(std::chrono::duration<double>(meter_.eta_seconds()))
+                                                 : std::string("?"));
+  };
+  if (opt_.reporter != nullptr) opt_.reporter->transfer_line(job_.name, text());
+  if (now - last_figure_log_ >= kFigureLogInterval) {
+    last_figure_log_ = now;
+    spdlog::debug("[{}] sent {}", job_.name, text());
+  }
+  if (now - last_progress_ < kProgressInterval) return;
+  RunProgress p;
+  p.run_id = rec_.run_id;
+  p.job = rec_.job;
+  p.stage = "sync";
+  p.dataset = dataset;
+  p.bytes_done = meter_.current_done();
+  p.bytes_total = meter_.current_total();
+  p.bytes_per_second = meter_.rate();
+  p.eta_seconds = meter_.eta_seconds();
+  p.updated = iso8601_utc(sys_.clock().now());
+  last_progress_ = now;
+  if (auto r = state_.write_progress(p); !r) spdlog::debug("[{}] progress: {}", job_.name, r.error().message);
+}
+
+void Pipeline::record_transfer(const DatasetPair& pair, double seconds) {
+  DatasetTransfer t;
+  t.source = pair.source;
+  t.target = pair.target;
+  t.bytes = meter_.bytes();
+  t.estimated_bytes = meter_.estimated_bytes();
+  t.bytes_from = std::string(to_string(meter_.source()));
+  t.sends = meter_.sends();
+  t.seconds = seconds;
+  t.bytes_per_second = seconds > 0.0 ? static_cast<double>(t.bytes) / seconds : 0.0;
+  rec_.bytes_sent += t.bytes;
+  spdlog::info("[{}] {} -> {}: {} sent in {} ({}/s, {}{})", job_.name, t.source, t.target, format_bytes(t.bytes),
+               format_duration(std::chrono::duration<double>(seconds)),
+               format_bytes(static_cast<std::int64_t>(t.bytes_per_second)),
+               t.bytes_from == "pv" ? "counted by pv" : (t.bytes_from == "estimate" ? "syncoid's estimate" : "no figure"),
+               t.estimated_bytes >= 0 ? fmt::format(", estimated {}", format_bytes(t.estimated_bytes)) : "");
+  rec_.transfers.push_back(std::move(t));
 }
 
 void Pipeline::save() {
@@ -308,9 +366,15 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
     std::string stderr_tail;
     std::string stdout_tail;  // syncoid 2.1.x reports a skipped (missing) source on stdout only
     std::string output_tail;  // both streams, for the cause: syncoid prints some CRITICAL ERRORs on stdout
+    meter_ = TransferMeter{};
     const auto on_line = [&](std::string_view prefix) {
-      return [this, prefix, &stderr_tail, &stdout_tail, &output_tail](std::string_view line) {
+      return [this, prefix, &pair, &stderr_tail, &stdout_tail, &output_tail](std::string_view line) {
         if (line.empty()) return;
+        const bool figure = meter_.feed(line, sys_.clock().steady_now());
+        if (figure && parse_pv_bytes(line)) {  // pv's counts: progress, not messages
+          transfer_figure(pair);
+          return;
+        }
         spdlog::debug("[{}] syncoid{}: {}", job_.name, prefix, printable(line));
         if (opt_.reporter != nullptr) opt_.reporter->transfer_line(job_.name, line);
         const auto keep = [&](std::string& tail) {
@@ -377,14 +441,21 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
 
 Result<void> Pipeline::sync() {
   return stage("sync", [&](StageTiming& t) -> Result<void> {
+    rec_.transfers.clear();
+    rec_.bytes_sent = 0;
     for (const auto& pair : work_.datasets) {
-      if (auto r = sync_pair(pair); !r) {
+      const auto t0 = sys_.clock().steady_now();
+      meter_ = TransferMeter{};
+      auto r = sync_pair(pair);
+      record_transfer(pair, std::chrono::duration<double>(sys_.clock().steady_now() - t0).count());
+      if (!r) {
         if (sync_cause_ != SyncCause::unknown) rec_.error_cause = std::string(to_string(sync_cause_));
         return r;
       }
     }
-    t.message = fmt::format("{} dataset(s){}, {} attempt(s)", work_.datasets.size(),
-                            opt_.reseed != nullptr ? " sent in full into new datasets" : "", rec_.attempts);
+    t.message = fmt::format("{} dataset(s){}, {} attempt(s), {} sent", work_.datasets.size(),
+                            opt_.reseed != nullptr ? " sent in full into new datasets" : "", rec_.attempts,
+                            format_bytes(rec_.bytes_sent));
     return ok();
   });
 }

@@ -52,24 +52,12 @@ const char* zone_json(const Job& job) {
 
 }  // namespace
 
-std::string bytes_text(std::int64_t bytes) {
-  if (bytes < 0) return "?";
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  auto v = static_cast<double>(bytes);
-  std::size_t unit = 0;
-  while (v >= 1024.0 && unit + 1 < std::size(kUnits)) {
-    v /= 1024.0;
-    ++unit;
-  }
-  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, kUnits[unit]);
-}
-
 std::string progress_text(const RunProgress& p) {
   std::string out = p.stage;
   if (!p.dataset.empty()) out += " " + p.dataset;
   if (p.bytes_done > 0 || p.bytes_total > 0) {
-    out += fmt::format(": {} of {}", bytes_text(p.bytes_done), p.bytes_total > 0 ? bytes_text(p.bytes_total) : "?");
-    if (p.bytes_per_second > 0) out += fmt::format(", {}/s", bytes_text(static_cast<std::int64_t>(p.bytes_per_second)));
+    out += fmt::format(": {} of {}", format_bytes(p.bytes_done), p.bytes_total > 0 ? format_bytes(p.bytes_total) : "?");
+    if (p.bytes_per_second > 0) out += fmt::format(", {}/s", format_bytes(static_cast<std::int64_t>(p.bytes_per_second)));
     if (p.eta_seconds >= 0) out += ", ETA " + format_duration(std::chrono::duration<double>(p.eta_seconds));
   }
   if (!p.updated.empty()) out += " (updated " + p.updated + ")";

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "hozo/syncoid_version.hpp"
+#include "hozo/transfer.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/zfs.hpp"
 
@@ -399,6 +400,12 @@ Result<void> append_options(const Job& job, bool recursive, const SyncoidSshTrus
     }
     argv.push_back("--recvoptions=" + s.recvoptions);
   }
+  // pv draws nothing when its stderr is a pipe: ask for byte counts, one line a second
+  // (transfer.hpp reads them), unless the user chose pv's options in extra_args.
+  const bool own_pv = std::any_of(s.extra_args.begin(), s.extra_args.end(), [](const std::string& a) {
+    return a.starts_with("--pv-options=") || a.starts_with("-pv-options=");
+  });
+  if (push && !own_pv) argv.push_back(fmt::format("--pv-options={}", kHozoPvOptions));
   for (const auto& arg : s.extra_args) {
     if (auto r = check_extra_arg(arg, version); !r) return std::move(r).error();
     argv.push_back(arg);

@@ -1,5 +1,6 @@
 #include "hozo/verify.hpp"
 
+#include <future>
 #include <optional>
 #include <regex>
 
@@ -98,13 +99,18 @@ VerifyReport verify_pair(CommandRunner& local, CommandRunner& remote, const Data
     }
   }
 
+  // Both sides at once: the box's listing (over the SSH session) on a second thread while this one
+  // lists the source (a local zfs process: it must be started by this thread, whose SpawnWatch
+  // tags and records the children of the run).
+  auto remote_listing = std::async(std::launch::async,
+                                   [&] { return list_snapshots(remote, pair.target, recursive, timeout); });
   auto source = list_snapshots(local, pair.source, recursive, timeout);
+  auto target = remote_listing.get();
   if (!source) return fail_whole_pair(source.error().message);
   if (source->status == ListStatus::missing) {
     return fail_whole_pair(fmt::format("source dataset {} does not exist on {}", pair.source, local.where()));
   }
 
-  auto target = list_snapshots(remote, pair.target, recursive, timeout);
   TargetSide target_side;
   if (!target) {
     target_side.problem = target.error().message;

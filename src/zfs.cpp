@@ -250,20 +250,26 @@ const Snapshot* newest_snapshot(const std::vector<Snapshot>& snapshots) noexcept
 }
 
 Result<PoolHealth> zpool_health(CommandRunner& runner, std::string_view pool, std::chrono::seconds timeout) {
+  auto health = zpool_health_if_imported(runner, pool, timeout);
+  if (!health) return std::move(health).error();
+  if (!*health) return make_error("pool {} is not imported on {}", pool, runner.where());
+  return std::move(**health);
+}
+
+Result<std::optional<PoolHealth>> zpool_health_if_imported(CommandRunner& runner, std::string_view pool,
+                                                           std::chrono::seconds timeout) {
   if (auto valid = validate_pool_name(pool); !valid) return std::move(valid).error();
   auto run = runner.run({"zpool", "list", "-H", "-o", "name,health", std::string(pool)}, timeout);
   if (!run) return make_error("zpool list {} on {} failed: {}", pool, runner.where(), run.error().message);
   if (run->exit_status != 0) {
-    if (run->err.find("no such pool") != std::string::npos) {
-      return make_error("pool {} is not imported on {}", pool, runner.where());
-    }
+    if (run->err.find("no such pool") != std::string::npos) return std::optional<PoolHealth>();
     return make_error("zpool list {} on {} failed (exit {}): {}", pool, runner.where(), run->exit_status,
                       stderr_summary(run->err));
   }
   for (const auto line : split_lines(run->out)) {
     const auto fields = split(line, '\t');
     if (fields.size() == 2 && fields[0] == pool && !trim(fields[1]).empty()) {
-      return PoolHealth{std::string(pool), std::string(trim(fields[1]))};
+      return std::optional<PoolHealth>(PoolHealth{std::string(pool), std::string(trim(fields[1]))});
     }
   }
   return make_error("zpool list {} on {}: unexpected output \"{}\"", pool, runner.where(), shown(trim(run->out)));

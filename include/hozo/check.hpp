@@ -126,8 +126,6 @@ std::optional<std::uint64_t> parse_property_u64(std::string_view output);
 /// The total from `zfs send -nvP` output: the "size\tN" line (stdout or stderr); nullopt when absent.
 std::optional<std::uint64_t> parse_send_size(std::string_view output);
 
-/// "1.5 GiB".
-std::string format_bytes(std::uint64_t bytes);
 
 // ------------------------------------------------------------------ running the checks
 

@@ -92,6 +92,8 @@ struct DatasetTransfer {
   double seconds = 0.0;                 ///< how long syncoid ran for this pair (all attempts)
   double bytes_per_second = 0.0;        ///< average rate: bytes / seconds
   nlohmann::json extra = nlohmann::json::object();
+  std::string bytes_from = "none";      ///< where `bytes` comes from: "pv", "estimate" or "none"
+  int sends = 0;                        ///< zfs sends syncoid announced (one per dataset of a recursive pair)
   bool operator==(const DatasetTransfer&) const = default;
 };
 

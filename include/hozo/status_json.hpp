@@ -14,8 +14,6 @@
 
 namespace hozo {
 
-/// "512 B", "1.5 KiB", "3.2 GiB"; "?" for a negative (unknown) size.
-std::string bytes_text(std::int64_t bytes);
 
 /// A running job's live progress in one line: "sync tank/data: 1.2 GiB of 4.0 GiB, 50.0 MiB/s,
 /// ETA 1m 20s (updated 2026-12-01T20:00:05Z)".

@@ -37,7 +37,8 @@ struct SyncoidSshTrust {
 SyncoidSshTrust syncoid_trust_for(const Job& job, std::string key_path, std::string known_hosts);
 
 /// The syncoid argv for one dataset pair of a job: ssh trust options, the mapped
-/// job.syncoid settings, job.syncoid.extra_args, then SOURCE and USER@HOST:TARGET.
+/// job.syncoid settings, --pv-options=-n -b -i 1 (pv's byte counts for transfer.hpp; left out when
+/// extra_args has its own --pv-options), job.syncoid.extra_args, then SOURCE and USER@HOST:TARGET.
 /// Every element is validated for the installed `version`: options that release lacks (2.1.0:
 /// --use-hold, --sshconfig, --preserve-properties, ...; 2.2.0+: --no-clone-rollback; before
 /// 2.3.0: --include-snaps, zstdmt-*; 2.3.0: send option D) and extra_args that would override

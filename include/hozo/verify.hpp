@@ -42,8 +42,8 @@ struct VerifyOptions {
   std::vector<std::string> exclude;
 };
 
-/// Verifies one pair: lists the source through `local` and the target through `remote`
-/// (recursively when pair.recursive, mapping source child src/a/b to target tgt/a/b).
+/// Verifies one pair: lists the source through `local` and, at the same time on a second thread,
+/// the target through `remote` (neither runner is used by another thread meanwhile) (recursively when pair.recursive, mapping source child src/a/b to target tgt/a/b).
 /// Fails on a listing error, a missing target dataset, a source dataset without snapshots,
 /// or a newest source snapshot that the target lacks or has with a different GUID.
 VerifyReport verify_pair(CommandRunner& local, CommandRunner& remote, const DatasetPair& pair,

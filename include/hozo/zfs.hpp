@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,6 +92,10 @@ struct PoolHealth {
 /// Health of an imported pool via `zpool list -H -o name,health POOL` (works on zfs-fuse).
 /// A pool that is not imported is an Error.
 Result<PoolHealth> zpool_health(CommandRunner& runner, std::string_view pool, std::chrono::seconds timeout);
+/// Like zpool_health, but a pool that is not imported ("no such pool") is nullopt, not an error:
+/// one round trip tells whether the pool is there and how it is.
+Result<std::optional<PoolHealth>> zpool_health_if_imported(CommandRunner& runner, std::string_view pool,
+                                                           std::chrono::seconds timeout);
 
 /// True when the pool is imported (`zpool list -H -o name POOL` succeeds), false when zpool
 /// says "no such pool"; an Error when the command fails otherwise.

@@ -1,6 +1,6 @@
 #include "hozo/serve/html.hpp"
 
-#include "hozo/status_json.hpp"
+#include "hozo/util/strings.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -90,7 +90,7 @@ std::string short_duration(double seconds) {
 
 std::string bytes_text(std::optional<std::int64_t> bytes) {
   if (!bytes || *bytes < 0) return "-";
-  return hozo::bytes_text(*bytes);
+  return format_bytes(*bytes);
 }
 
 std::string sparkline_svg(const std::vector<double>& values, int width, int height, std::string_view title) {

@@ -8,7 +8,7 @@
 #
 # Environment: HOZO_BUILD_DIR (default <repo>/build), HOZO_BIN (default $HOZO_BUILD_DIR/hozo),
 # ZFS_PARSE_BENCH (a built zfs_parse_bench; default: the CMake target if configured, else compiled
-# here), STATE_BENCH (a built state_bench), BENCH_ONLY=state (sections 4-6 only, no lab), BENCH_RUNS (timed repetitions, default 5), BENCH_KEEP=1 (keep the work dir), LAB_ID
+# here), STATE_BENCH (a built state_bench), BENCH_ONLY=state (sections 4-6 only, no lab) or lab (sections 1-3 only), BENCH_RUNS (timed repetitions, default 5), BENCH_KEEP=1 (keep the work dir), LAB_ID
 # (default bn<pid>).
 #
 # Sections 1-3 bring up their own lab (tests/lab/lab.sh: network namespaces, a sleeping box with a
@@ -599,9 +599,13 @@ bench_rss() {
 # =============================================================================================
 T_START=$SECONDS
 log "hozo: $HOZO_BIN ($("$HOZO_BIN" --version 2>/dev/null | head -n 1)); $RUNS runs per measurement; work dir $WORK"
-bench_parse
-bench_big_state
-bench_state_update
+if [[ ${BENCH_ONLY:-} == lab ]]; then
+  log "BENCH_ONLY=lab: only the lab sections 1-3"
+else
+  bench_parse
+  bench_big_state
+  bench_state_update
+fi
 LAB_SKIP_REASON=
 if [[ ${BENCH_ONLY:-} == state ]]; then
   log "BENCH_ONLY=state: skipping the lab sections 1-3"

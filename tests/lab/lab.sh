@@ -817,6 +817,11 @@ lab_stop_receivers() {
 }
 
 # Sets the HTTP receiver's response: lab_http_status 500 [DELAY_SECONDS]
+# lab_send_estimate on|off: the orchestrator's zfs wrapper answers `zfs send -nvP` (zfs-fuse lacks it)
+# with a measured size, so syncoid prints a real estimate "(~ 20.0 MB)" instead of "(~ UNKNOWN)".
+lab_send_estimate() {
+  if [[ ${1:-on} == on ]]; then : >"$LAB_DIR/send-estimate"; else rm -f "$LAB_DIR/send-estimate"; fi
+}
 lab_http_status() { echo "$*" >"$LAB_HTTP_STATUS_FILE"; }
 
 # ---------------------------------------------------------------------------------------------

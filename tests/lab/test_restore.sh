@@ -21,6 +21,7 @@ same_sums() { # FILE DATASET: the tree of DATASET has exactly the sums in FILE (
   [[ -s $1 ]] && diff "$1" "$LAB_DIR/sums.now" >&2
 }
 # The newest restore of JOB in the state file: restore_get JOB EXPR (the restore is `r`).
+# (runs/<job>/restores.json next to state.json: {"restores": [... oldest first]})
 restore_get() {
   "$LAB_PY" "$LAB_SRC_DIR/hozo_state.py" --restores "$T_STATE" "$1" "(lambda r: $2)(rs[-1])"
 }

@@ -80,6 +80,8 @@ write_config() { # NAME [JOB YAML LINES...]
 # jq-free JSON access: json_get FILE PYTHON_EXPR (the parsed document is `d`).
 json_get() { "$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 # The last run of JOB in the state file: state_get JOB EXPR (the run is `r`).
+# state.json holds a summary per job; the newest run (running, else `last`) has its full record in
+# runs/<job>/<run id>.json next to it.
 state_get() {
   "$LAB_PY" "$LAB_SRC_DIR/hozo_state.py" "$T_STATE" "$1" "$2"
 }

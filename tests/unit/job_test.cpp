@@ -126,6 +126,7 @@ class FakeSystems final : public JobSystems {
     EXPECT_EQ(argv.back(), "root@192.0.2.10:backup/data");
     out(syncoid_stdout.empty() ? std::string("Sending incremental tank/data@s0 ... s1") : syncoid_stdout);
     if (!syncoid_stderr.empty()) err(syncoid_stderr);
+    for (const auto& line : syncoid_stderr_lines) err(line);
     ProcessResult r;
     if (cancel_flag != nullptr) {
       cancel_flag->store(true);
@@ -138,6 +139,7 @@ class FakeSystems final : public JobSystems {
     return r;
   }
   std::string syncoid_stdout;  ///< what the fake syncoid prints on stdout (default: a progress line)
+  std::vector<std::string> syncoid_stderr_lines;  ///< more stderr lines (pv's counts), after syncoid_stderr
   Result<void> power_off(const Job&) override {
     ++power_offs;
     return ok();
@@ -308,6 +310,42 @@ TEST_F(Pipeline, CriticalSyncoidFailureStopsButStillPowersOff) {
   EXPECT_NE(r.error.find("permission denied"), std::string::npos);
   EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::done);
   EXPECT_EQ(systems.power_offs, 1);
+}
+
+TEST_F(Pipeline, TransferFiguresAreRecordedPerDatasetPair) {
+  systems.syncoid_stdout = "INFO: Sending oldest full snapshot tank/data@s1 (~ 3.0 MB) to new target filesystem:";
+  systems.syncoid_stderr_lines = {"1048576", "2097152", "3162920"};
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success);
+  ASSERT_EQ(r.transfers.size(), 1u);
+  const auto& t = r.transfers[0];
+  EXPECT_EQ(t.source, "tank/data");
+  EXPECT_EQ(t.target, "backup/data");
+  EXPECT_EQ(t.bytes, 3162920);
+  EXPECT_EQ(t.estimated_bytes, 3145728);
+  EXPECT_EQ(t.bytes_from, "pv");
+  EXPECT_EQ(t.sends, 1);
+  EXPECT_GE(t.seconds, 0.0);
+  EXPECT_EQ(r.bytes_sent, 3162920);
+  // Stored in the run file and in the summary's last run.
+  EXPECT_EQ(store.job("data").value().last()->transfers, r.transfers);
+  EXPECT_EQ(store.summaries().value().at("data").last->bytes_sent, 3162920);
+  // The progress file is gone once the run has finished.
+  EXPECT_FALSE(store.read_progress("data", r.run_id));
+  const auto sync = std::find_if(r.stages.begin(), r.stages.end(), [](const StageTiming& s) { return s.name == "sync"; });
+  ASSERT_NE(sync, r.stages.end());
+  EXPECT_NE(sync->message.find("3.0 MiB sent"), std::string::npos) << sync->message;
+}
+
+TEST_F(Pipeline, PvCountsStayOutOfTheError) {
+  systems.syncoid_exits = {2};
+  systems.syncoid_stderr_lines = {"CRITICAL ERROR: zfs send failed: 256", "524288"};
+  const auto r = run();
+  EXPECT_EQ(r.failed_stage, "sync");
+  EXPECT_EQ(r.error.find("524288"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("zfs send failed"), std::string::npos) << r.error;
+  ASSERT_EQ(r.transfers.size(), 1u);  // a failed pair is recorded with what was sent
+  EXPECT_EQ(r.transfers[0].bytes, 524288);
 }
 
 TEST_F(Pipeline, RetriesAreBounded) {

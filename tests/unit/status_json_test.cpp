@@ -1,5 +1,5 @@
-// What status, jobs list and the dashboard say about a job (src/status_json.cpp): sizes, the
-// progress line, health from a summary, and the status document.
+// What status, jobs list and the dashboard say about a job (src/status_json.cpp): the progress
+// line, health from a summary, and the status document.
 #include "hozo/status_json.hpp"
 
 #include <gtest/gtest.h>
@@ -19,14 +19,6 @@ RunRecord finished_run(const std::string& id, RunOutcome outcome, std::chrono::s
   r.finished = iso8601_utc(at);
   r.outcome = outcome;
   return r;
-}
-
-TEST(BytesText, Units) {
-  EXPECT_EQ(bytes_text(-1), "?");
-  EXPECT_EQ(bytes_text(0), "0 B");
-  EXPECT_EQ(bytes_text(1023), "1023 B");
-  EXPECT_EQ(bytes_text(1536), "1.5 KiB");
-  EXPECT_EQ(bytes_text(3LL * 1024 * 1024 * 1024), "3.0 GiB");
 }
 
 TEST(ProgressText, BytesRateAndEtaOnlyWhenKnown) {

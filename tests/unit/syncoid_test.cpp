@@ -64,6 +64,8 @@ TEST(SyncoidArgv, MinimalJob) {
       // ServerAliveInterval follows a short ssh_connect_timeout (at most 15 s): a cut link is noticed in 4x that.
       "--sshoption=ServerAliveInterval=7",
       "--sshoption=ServerAliveCountMax=4",
+      // pv's byte counts (transfer.hpp): pv draws nothing into a pipe with its default options.
+      "--pv-options=-n -b -i 1",
       "tank/data",
       "root@backup-box.lan:backup/data"};
   EXPECT_EQ(argv, expected);
@@ -96,6 +98,7 @@ TEST(SyncoidArgv, EveryOption) {
     EXPECT_TRUE(contains(argv, element)) << element << " in " << describe_command(argv);
   }
   EXPECT_EQ(count_prefix(argv, "--exclude="), 2u);
+  EXPECT_EQ(count_prefix(argv, "--pv-options="), 1u);  // the user's pv options replace hozo's
   // extra_args come after the mapped options, SOURCE and USER@HOST:TARGET last.
   ASSERT_GE(argv.size(), 3u);
   EXPECT_EQ(argv[argv.size() - 3], "--pv-options=-p -t");

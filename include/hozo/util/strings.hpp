@@ -46,4 +46,7 @@ std::optional<std::string> did_you_mean(std::string_view word, const std::vector
 /// Makes a string safe to print on one log line: control characters become \xNN.
 std::string printable(std::string_view s);
 
+/// A size for people: "512 B", "1.5 KiB", "3.2 GiB"; "?" for a negative (unknown) size.
+std::string format_bytes(std::int64_t bytes);
+
 }  // namespace hozo
