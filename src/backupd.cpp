@@ -603,13 +603,7 @@ int run_backupd(int argc, char** argv) {
     return to_int(activated.error().code);
   }
 
-  // SIGINT/SIGTERM are taken by sigwait below; children get a clean mask (process.cpp).
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = http::block_stop_signals();
 
   LocalCommandRunner runner;
   const int listen_fd = activated->value_or(-1);
@@ -625,9 +619,7 @@ int run_backupd(int argc, char** argv) {
   } else {
     spdlog::info("backupd {} listening on {}:{}", kVersion, config.listen_host, *port);
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("signal {} received; stopping", sig);
+  http::wait_for_stop_signal(signals);
   server.stop();
   return 0;
 }

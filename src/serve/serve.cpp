@@ -742,12 +742,7 @@ int run_serve(const std::filesystem::path& config_path, const std::filesystem::p
   }
   const bool open = hash->empty() && config->serve.token.empty();
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = http::block_stop_signals();
 
   Dashboard dashboard(std::move(*config), std::move(*hash), DashboardOptions{config_path, state_path, {}, {}});
   http::ServerOptions options;
@@ -777,9 +772,7 @@ int run_serve(const std::filesystem::path& config_path, const std::filesystem::p
   spdlog::info("hozo serve {} listening on http://{}/ ({})", kVersion, where,
                open ? "local only: no credentials configured (serve.password_hash_file, serve.token_file)"
                     : "login required");
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("signal {} received; stopping", sig);
+  http::wait_for_stop_signal(signals);
   server.stop();
   return 0;
 }

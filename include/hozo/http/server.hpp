@@ -13,6 +13,7 @@
 // Each connection has its own thread, so handlers and streamed bodies may block.
 
 #include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -89,6 +90,13 @@ class Server {
 /// do not see them. nullopt when not socket-activated; an Error for more than one socket or a
 /// socket that is not a listening stream socket.
 Result<std::optional<int>> systemd_listen_socket();
+
+/// For a server's main thread, before any other thread starts: blocks SIGINT and SIGTERM (so that
+/// wait_for_stop_signal() takes them; children get a clean mask, see process.cpp) and ignores SIGPIPE.
+sigset_t block_stop_signals();
+
+/// Waits for one of the signals block_stop_signals() blocked, logs it and returns it.
+int wait_for_stop_signal(const sigset_t& signals);
 
 /// "ADDR:PORT" ("[ADDR]:PORT" for IPv6) of a bound socket, for logs; "?" on failure.
 std::string describe_socket(int fd);
