@@ -2,6 +2,8 @@
 # Installs everything Hōzō needs to build, test and run the lab demo (Debian 12 bookworm or
 # Debian 13 trixie, as root). Idempotent: runs `apt-get update` and `apt-get install` only when a
 # package is missing. The system lab runs it on a clean Debian 12 and in a Debian 13 container.
+#   HOZO_DEPS=build tests/install-deps.sh    # only what the build and the unit tests need
+#                                            # (run-all.sh sets it for HOZO_TEST_LABELS=unit)
 set -euo pipefail
 
 build_packages=(
@@ -22,7 +24,8 @@ lab_packages=(
   # hozo serve's tests: mkpasswd (whois), the browser test (chromium), promtool (prometheus)
   whois chromium prometheus
 )
-packages=("${build_packages[@]}" "${lab_packages[@]}")
+packages=("${build_packages[@]}")
+[[ ${HOZO_DEPS:-all} == build ]] || packages+=("${lab_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -47,8 +50,12 @@ if ((${#missing[@]})); then
   if ((!had_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # The lab's syncoid matrix: Debian 13's syncoid 2.2.0 and unstable's 2.3.0 (apt download, cached).
-# HOZO_NO_SYNCOID_MATRIX=1 (the system lab's Debian 13 build) leaves them out.
-if [[ $(id -u) -eq 0 && -z ${HOZO_NO_SYNCOID_MATRIX:-} ]]; then
+# HOZO_NO_SYNCOID_MATRIX=1 or HOZO_DEPS=build leaves them out.
+if [[ $(id -u) -eq 0 && -z ${HOZO_NO_SYNCOID_MATRIX:-} && ${HOZO_DEPS:-all} != build ]]; then
   "$(dirname "${BASH_SOURCE[0]}")/syncoid-versions.sh" >/dev/null
 fi
-echo "install-deps: all build and lab dependencies present" >&2
+if [[ ${HOZO_DEPS:-all} == build ]]; then
+  echo "install-deps: all build dependencies present (HOZO_DEPS=build: no lab packages)" >&2
+else
+  echo "install-deps: all build and lab dependencies present" >&2
+fi

@@ -13,6 +13,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${HOZO_BUILD_DIR:-$root/build}
 jobs=$(nproc)
 
+# Only the unit tests: only the build dependencies (no lab, browser or system-lab packages).
+if [[ ${HOZO_TEST_LABELS:-} == unit ]]; then export HOZO_DEPS=${HOZO_DEPS:-build}; fi
 "$root/tests/install-deps.sh"
 
 launcher=()

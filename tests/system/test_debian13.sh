@@ -17,7 +17,7 @@ ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$*"; }
 bad() { fail=$((fail + 1)); printf 'FAIL %s\n' "$*"; }
 
 t0=$SECONDS
-rootfs=$(SYS_CHROOT_ENV=HOZO_NO_SYNCOID_MATRIX=1 sys_rootfs deps trixie "@$SYS_ROOT_SRC/tests/install-deps.sh") ||
+rootfs=$(SYS_CHROOT_ENV=HOZO_DEPS=build sys_rootfs deps trixie "@$SYS_ROOT_SRC/tests/install-deps.sh") ||
   { echo "FAIL trixie rootfs with the build dependencies"; echo "0 passed, 1 failed"; exit 1; }
 ok "trixie rootfs with tests/install-deps.sh ($((SECONDS - t0)) s)"
 root=$(sys_overlay "$rootfs" trixie) || { echo "FAIL overlay"; exit 1; }
