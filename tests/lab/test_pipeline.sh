@@ -250,7 +250,7 @@ import hozo_state
 runs = {j: hozo_state.newest(sys.argv[1], j) for j in ("first", "second")}
 done = [j for j, r in runs.items() if r["shutdown"]["outcome"] == "done"][0]
 other = [j for j in runs if j != done][0]
-print(runs[done][1] >= runs[other][1])
+print(runs[done]["finished"] >= runs[other]["finished"])
 PY
 )
 t_eq "the power-off came from the job that finished last" True "$last_done"
