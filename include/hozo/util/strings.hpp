@@ -1,6 +1,7 @@
 #pragma once
 // String helpers that know nothing about ZFS or SSH.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
