@@ -4,8 +4,6 @@
 // Markdown table: median and p90 of N requests (default 50), and the cold first request.
 //
 //   build/tests/bench/serve_bench [JOBS] [RUNS] [N]
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "hozo/http/server.hpp"
 #include "hozo/serve/serve.hpp"
 #include "hozo/state.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -32,15 +31,8 @@ using Clock = std::chrono::steady_clock;
 
 /// One GET over a fresh connection; returns the body size (0 on failure).
 std::size_t get(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return 0;
-  }
+  const int fd = hozo::test::connect_loopback(port);
+  if (fd < 0) return 0;
   const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string answer;
