@@ -132,10 +132,16 @@ std::string age_text(std::chrono::seconds age) {
 }
 
 JobHealth assess_job(const Job* job, const JobSummary* summary, SysClock::time_point now) {
+  if (summary == nullptr) return assess_job(job, nullptr, nullptr, nullptr, now);
+  return assess_job(job, summary->last ? &*summary->last : nullptr,
+                    summary->last_success ? &*summary->last_success : nullptr,
+                    summary->running.empty() ? nullptr : &summary->running.back(), now);
+}
+
+JobHealth assess_job(const Job* job, const RunRecord* last, const RunRecord* success, const RunRecord* running,
+                     SysClock::time_point now) {
   JobHealth h;
-  const RunRecord* last = summary != nullptr && summary->last ? &*summary->last : nullptr;
-  const RunRecord* success = summary != nullptr && summary->last_success ? &*summary->last_success : nullptr;
-  h.running = summary != nullptr && !summary->running.empty();
+  h.running = running != nullptr;
   if (job != nullptr) h.overdue_after = overdue_limit(*job);
   if (success != nullptr) {
     const auto t = time_of(success->finished.empty() ? success->started : success->finished);
@@ -144,7 +150,7 @@ JobHealth assess_job(const Job* job, const JobSummary* summary, SysClock::time_p
   if (h.overdue_after.count() > 0) {
     if (h.success_age) {
       h.overdue = *h.success_age > h.overdue_after;
-    } else if (const RunRecord* first = summary != nullptr ? summary->newest() : nullptr) {
+    } else if (const RunRecord* first = running != nullptr ? running : last) {
       // Never succeeded: overdue once it has been trying for longer than the limit.
       if (const auto t = time_of(first->started)) h.overdue = now - *t > h.overdue_after;
     }

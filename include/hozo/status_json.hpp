@@ -52,6 +52,10 @@ std::chrono::seconds overdue_limit(const Job& job);
 std::string age_text(std::chrono::seconds age);
 /// The health of a job (job may be nullptr for one removed from the config; summary for one never run).
 JobHealth assess_job(const Job* job, const JobSummary* summary, std::chrono::system_clock::time_point now);
+/// The same from the runs themselves (each may be nullptr): the newest finished run, the newest
+/// success and a run going now (the dashboard, which has the whole history, copies nothing).
+JobHealth assess_job(const Job* job, const RunRecord* last_finished, const RunRecord* last_success,
+                     const RunRecord* running, std::chrono::system_clock::time_point now);
 /// health, failed, overdue, overdue_after_seconds, last_success_age(_seconds).
 nlohmann::json health_json(const JobHealth& h);
 

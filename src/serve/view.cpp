@@ -79,13 +79,8 @@ JobView make_job_view(const Job& job, const JobState* state, SystemTime now) {
     v.last_success_unix = unix_seconds(v.last_success->finished.empty() ? v.last_success->started : v.last_success->finished);
     if (v.last_success_unix) v.last_success_age = now_unix - *v.last_success_unix;
   }
-  // Overdue as `hozo status` says it (overdue_after, default 1.5x the schedule's period), from a
-  // summary of the history: the last finished run, the last success and the running run.
-  JobSummary summary;
-  if (v.last_completed != nullptr) summary.last = *v.last_completed;
-  if (v.last_success != nullptr) summary.last_success = *v.last_success;
-  if (v.running) summary.running.push_back(*v.last);
-  v.overdue = !v.running && assess_job(&job, state != nullptr ? &summary : nullptr, now).overdue;
+  // Overdue as `hozo status` says it (overdue_after, default 1.5x the schedule's period).
+  v.overdue = !v.running && assess_job(&job, v.last_completed, v.last_success, v.running ? v.last : nullptr, now).overdue;
   return v;
 }
 
