@@ -336,23 +336,25 @@ std::optional<std::chrono::system_clock::time_point> Schedule::next_run(std::chr
   const auto to_time_point = [&](const year_month_day& d, int h, int m,
                                  int s) -> std::optional<system_clock::time_point> {
     if (zone == TimeZone::utc) return sys_days(d) + hours(h) + minutes(m) + seconds(s);
+    // The wall time read as if it were UTC, minus the UTC offset in force around it. Around a DST
+    // change two offsets are in force (a day before and a day after it): each gives a candidate,
+    // kept when it really is that wall time. (mktime does the same, far slower: it re-checks the
+    // zone file and iterates on every call, and the status of 200 jobs calls it hundreds of times.)
+    const std::time_t naive = system_clock::to_time_t(sys_days(d) + hours(h) + minutes(m) + seconds(s));
     std::optional<system_clock::time_point> best;
-    for (const int isdst : {0, 1}) {
-      std::tm local{};
-      local.tm_year = static_cast<int>(d.year()) - 1900;
-      local.tm_mon = static_cast<int>(static_cast<unsigned>(d.month())) - 1;
-      local.tm_mday = static_cast<int>(static_cast<unsigned>(d.day()));
-      local.tm_hour = h;
-      local.tm_min = m;
-      local.tm_sec = s;
-      local.tm_isdst = isdst;
-      const std::tm wanted = local;  // mktime normalizes its argument
-      const std::time_t t = std::mktime(&local);
+    long previous_offset = -1'000'000;
+    for (const std::time_t probe : {naive - 86400, naive + 86400}) {
+      std::tm around{};
+      if (localtime_r(&probe, &around) == nullptr || around.tm_gmtoff == previous_offset) continue;
+      previous_offset = around.tm_gmtoff;
+      const std::time_t t = naive - around.tm_gmtoff;
       std::tm back{};
-      if (t == static_cast<std::time_t>(-1) || localtime_r(&t, &back) == nullptr) continue;
-      if (back.tm_year != wanted.tm_year || back.tm_mon != wanted.tm_mon || back.tm_mday != wanted.tm_mday ||
-          back.tm_hour != h || back.tm_min != m || back.tm_sec != s) {
-        continue;  // not this wall time (no such time, or not with this DST flag)
+      if (localtime_r(&t, &back) == nullptr) continue;
+      if (back.tm_year != static_cast<int>(d.year()) - 1900 ||
+          back.tm_mon != static_cast<int>(static_cast<unsigned>(d.month())) - 1 ||
+          back.tm_mday != static_cast<int>(static_cast<unsigned>(d.day())) || back.tm_hour != h || back.tm_min != m ||
+          back.tm_sec != s) {
+        continue;  // not this wall time (skipped by a DST change, or not with this offset)
       }
       const auto tp = system_clock::from_time_t(t);
       if (tp > after && (!best || tp < *best)) best = tp;
