@@ -41,8 +41,13 @@ inline constexpr SyncoidVersion kSyncoid230{2, 3, 0};
 /// nullopt when no "version X.Y[.Z]" is found.
 std::optional<SyncoidVersion> parse_syncoid_version(std::string_view version_output);
 
-/// Runs `PROGRAM --version` and parses it; the answer is cached per program path for the life of
-/// the process (one run asks once). An Error when it cannot run or prints no version.
+/// The version a syncoid perl script sets near its top (`$::VERSION = '2.1.0';`), from the first
+/// bytes of the file; nullopt for anything else (a wrapper script, a binary, no such line).
+std::optional<SyncoidVersion> parse_syncoid_source_version(std::string_view head);
+
+/// The version of the syncoid at PROGRAM: read off the script itself when it is syncoid's perl
+/// source, else by running `PROGRAM --version` and parsing its output. Cached per program path for
+/// the life of the process (one run asks once). An Error when it cannot run or prints no version.
 Result<SyncoidVersion> detect_syncoid_version(const std::filesystem::path& program,
                                               std::chrono::seconds timeout = std::chrono::seconds(15));
 

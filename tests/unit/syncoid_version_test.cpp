@@ -86,6 +86,30 @@ TEST(SyncoidVersion, DetectRunsVersionOnceAndCaches) {
   EXPECT_NE(none.error().message.find("printed no version"), std::string::npos) << none.error().message;
 }
 
+TEST(SyncoidVersion, ReadFromThePerlSourceWithoutRunningIt) {
+  EXPECT_EQ(parse_syncoid_source_version("#!/usr/bin/perl\n\n# comment\nuse strict;\n$::VERSION = '2.1.0';\n")->str(), "2.1.0");
+  EXPECT_EQ(parse_syncoid_source_version("#! /usr/bin/env perl\n$::VERSION = '2.3.0';\n")->str(), "2.3.0");
+  EXPECT_FALSE(parse_syncoid_source_version("#!/bin/sh\n$::VERSION = '2.1.0';\n"));  // not perl: run it
+  EXPECT_FALSE(parse_syncoid_source_version("#!/usr/bin/perl\nmy $v = 2;\n"));
+  EXPECT_FALSE(parse_syncoid_source_version("#!/usr/bin/perl\n$::VERSION = '2.1.0; system(1)';\n"));
+  EXPECT_FALSE(parse_syncoid_source_version(""));
+
+  hozo::test::TempDir dir;
+  const auto script = dir.path() / "syncoid";
+  const auto counter = dir.path() / "ran";
+  {
+    // A perl script that would record being run: the version must come from its text.
+    std::ofstream f(script);
+    f << "#!/usr/bin/perl\n$::VERSION = '2.2.0';\nopen(my $f, '>>', '" << counter.string()
+      << "'); print $f \"x\\n\"; print \"$0 version 9.9.9\\n\";\n";
+  }
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  auto v = detect_syncoid_version(script);
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(*v, kSyncoid220);
+  EXPECT_FALSE(std::filesystem::exists(counter)) << "syncoid was run to learn its version";
+}
+
 TEST(SyncoidVersion, StartSpacingOnlyFor21) {
   // 2.1.0: /tmp/syncoid-$rhost-<time()>; 2.2.0 adds int(rand(10000)); 2.3.0 adds $$ too.
   EXPECT_TRUE(syncoid_needs_start_spacing(kSyncoid210));
