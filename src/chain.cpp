@@ -1,5 +1,10 @@
 #include "hozo/chain.hpp"
 
+#include <algorithm>
+#include <future>
+#include <map>
+#include <utility>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -79,50 +84,110 @@ const RunRecord* last_verified_run(const JobState& state) noexcept {
   return nullptr;
 }
 
+namespace {
+
+/// `zfs hold|release TAG SNAP...` on one side, a warning per snapshot that failed ("" where it
+/// worked). One command for all of them; only when that fails (one snapshot gone, a hold already
+/// there: zfs applies none of them then) again one by one, which tells them apart.
+std::vector<std::string> hold_op_all(CommandRunner& runner, const char* op, const std::string& tag,
+                                     const std::vector<std::string>& snapshots, std::chrono::seconds timeout) {
+  std::vector<std::string> result(snapshots.size());
+  constexpr std::size_t kPerCommand = 64;  // keeps the command line short for jobs with many datasets
+  for (std::size_t begin = 0; begin < snapshots.size(); begin += kPerCommand) {
+    const std::size_t end = std::min(snapshots.size(), begin + kPerCommand);
+    std::vector<std::string> argv{"zfs", op, tag};
+    bool valid = end - begin > 1;
+    for (std::size_t i = begin; i < end; ++i) {
+      valid = valid && validate_dataset_name(snapshots[i].substr(0, snapshots[i].find('@'))).ok();
+      argv.push_back(snapshots[i]);
+    }
+    if (valid) {
+      if (auto r = runner.run(argv, timeout); r && r->exit_status == 0) continue;
+    }
+    for (std::size_t i = begin; i < end; ++i) result[i] = hold_op(runner, op, tag, snapshots[i], timeout);
+  }
+  return result;
+}
+
+/// hold_op_all on both sides at once: the box's over the SSH session on a second thread, the
+/// source's on this one (a local zfs process must be started by the run's thread, whose SpawnWatch
+/// records its children).
+std::pair<std::vector<std::string>, std::vector<std::string>> hold_op_both(
+    CommandRunner& local, CommandRunner& remote, const char* op, const std::string& tag,
+    const std::vector<std::string>& local_snapshots, const std::vector<std::string>& remote_snapshots,
+    std::chrono::seconds timeout) {
+  auto remote_done = std::async(std::launch::async, [&] { return hold_op_all(remote, op, tag, remote_snapshots, timeout); });
+  auto local_result = hold_op_all(local, op, tag, local_snapshots, timeout);
+  return {std::move(local_result), remote_done.get()};
+}
+
+}  // namespace
+
 std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRunner& remote, const Job& job,
                                                  std::vector<DatasetVerification>& datasets,
                                                  const RunRecord* previous, std::chrono::seconds timeout) {
   std::vector<std::string> warnings;
   const std::string tag = hold_tag(job);
-  const auto warn = [&](std::string w) {
-    if (w.empty()) return;
-    spdlog::warn("[{}] {}", job.name, w);
-    warnings.push_back(std::move(w));
+  const auto warn = [&](const std::vector<std::string>& lines) {
+    for (const auto& w : lines) {
+      if (w.empty()) continue;
+      spdlog::warn("[{}] {}", job.name, w);
+      warnings.push_back(w);
+    }
   };
+  // The new holds first (both sides at once), then the releases of the previous ones: a chain is
+  // never left without a held snapshot because a release came before the hold.
+  std::vector<DatasetVerification*> held;
+  std::vector<std::string> hold_local, hold_remote, release_local, release_remote;
   for (auto& d : datasets) {
     const std::string snap = snapshot_part(d.newest_source_snapshot);
     if (!d.guid_match || snap.empty()) continue;
-    std::string failed = hold_op(local, "hold", tag, d.source + "@" + snap, timeout);
-    std::string failed_remote = hold_op(remote, "hold", tag, d.target + "@" + snap, timeout);
-    warn(failed);
-    warn(failed_remote);
-    if (failed.empty() && failed_remote.empty()) d.held_snapshot = snap;
+    held.push_back(&d);
+    hold_local.push_back(d.source + "@" + snap);
+    hold_remote.push_back(d.target + "@" + snap);
     if (previous == nullptr) continue;
     for (const auto& p : previous->datasets) {
       if (p.source != d.source || p.held_snapshot.empty() || p.held_snapshot == snap) continue;
-      warn(hold_op(local, "release", tag, p.source + "@" + p.held_snapshot, timeout));
-      warn(hold_op(remote, "release", tag, p.target + "@" + p.held_snapshot, timeout));
+      release_local.push_back(p.source + "@" + p.held_snapshot);
+      release_remote.push_back(p.target + "@" + p.held_snapshot);
     }
   }
+  const auto [failed_local, failed_remote] = hold_op_both(local, remote, "hold", tag, hold_local, hold_remote, timeout);
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    if (failed_local[i].empty() && failed_remote[i].empty()) held[i]->held_snapshot = snapshot_part(hold_local[i]);
+  }
+  warn(failed_local);
+  warn(failed_remote);
+  const auto [released_local, released_remote] =
+      hold_op_both(local, remote, "release", tag, release_local, release_remote, timeout);
+  warn(released_local);
+  warn(released_remote);
   return warnings;
 }
 
 Result<void> check_chain_anchor(CommandRunner& local, const Job& job, const RunRecord& last, std::chrono::seconds timeout) {
+  std::map<std::string, SnapshotListing, std::less<>> listings;  // by the dataset listed
   for (const auto& d : last.datasets) {
     const std::string snap = snapshot_part(d.newest_source_snapshot);
     if (!d.guid_match || d.source_guid == 0 || snap.empty()) continue;
-    bool in_job = false;
+    const DatasetPair* owner = nullptr;
     for (const auto& pair : job.datasets) {
-      in_job = in_job || d.source == pair.source || (pair.recursive && d.source.starts_with(pair.source + "/"));
+      if (d.source == pair.source || (pair.recursive && d.source.starts_with(pair.source + "/"))) owner = &pair;
     }
-    if (!in_job || !validate_dataset_name(d.source)) continue;
-    auto listing = list_snapshots(local, d.source, Recursive::no, timeout);
-    if (!listing) return listing.error();
-    if (listing->status != ListStatus::found) continue;  // the dataset itself is gone: syncoid says so
+    if (owner == nullptr || !validate_dataset_name(d.source)) continue;
+    // One listing per recursive pair covers all of its datasets (one zfs call, not one per child).
+    const std::string& root = owner->recursive ? owner->source : d.source;
+    auto listed = listings.find(root);
+    if (listed == listings.end()) {
+      auto listing = list_snapshots(local, root, owner->recursive ? Recursive::yes : Recursive::no, timeout);
+      if (!listing) return listing.error();
+      listed = listings.emplace(root, std::move(listing).value()).first;
+    }
+    if (listed->second.status != ListStatus::found) continue;  // the dataset itself is gone: syncoid says so
+    const auto it = listed->second.snapshots.find(d.source);
+    if (it == listed->second.snapshots.end()) continue;  // a child gone from the source: likewise
     bool found = false;
-    if (const auto it = listing->snapshots.find(d.source); it != listing->snapshots.end()) {
-      for (const auto& s : it->second) found = found || s.guid == d.source_guid;
-    }
+    for (const auto& s : it->second) found = found || s.guid == d.source_guid;
     if (!found) {
       // A bookmark of the same name keeps the GUID (OpenZFS; zfs-fuse has no bookmarks).
       auto bm = local.run({"zfs", "get", "-H", "-p", "-o", "value", "guid", d.source + "#" + snap}, timeout);
