@@ -166,11 +166,49 @@ void from_json(const json& j, ShutdownResult& v) {
   read_field(j, "message", v.message);
 }
 
+/// Removes the keys of `j` whose value is the one a default-constructed record has (`defaults`):
+/// readers default missing keys, so the record reads back the same.
+void drop_defaults(json& j, const json& defaults) {
+  for (auto it = j.begin(); it != j.end();) {
+    const auto d = defaults.find(it.key());
+    if (d != defaults.end() && *d == *it) {
+      it = j.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+/// A run as the summary stores it: keys with default values left out (summaries are read by every
+/// `hozo status`; this halves their size), also in its datasets and transfers.
+json summary_run_json(const RunRecord& r) {
+  static const json run_defaults = RunRecord{};
+  static const json dataset_defaults = DatasetVerification{};
+  static const json transfer_defaults = DatasetTransfer{};
+  json j = r;
+  for (const auto& [key, defaults] : {std::pair{"datasets", &dataset_defaults}, std::pair{"transfers", &transfer_defaults}}) {
+    if (const auto it = j.find(key); it != j.end() && it->is_array()) {
+      for (auto& element : *it) drop_defaults(element, *defaults);
+    }
+  }
+  drop_defaults(j, run_defaults);
+  return j;
+}
+
 void to_json(json& j, const JobSummary& v) {
   j = start_object(v.extra);
-  if (v.last) j["last"] = *v.last;
-  if (v.last_success) j["last_success"] = *v.last_success;
-  if (!v.running.empty()) j["running"] = v.running;
+  if (v.last) j["last"] = summary_run_json(*v.last);
+  // Mostly the last run was the last success: then it is stored once.
+  if (v.last_success && v.last && *v.last_success == *v.last) {
+    j["last_success_is_last"] = true;
+  } else if (v.last_success) {
+    j["last_success"] = summary_run_json(*v.last_success);
+  }
+  if (!v.running.empty()) {
+    json running = json::array();
+    for (const auto& r : v.running) running.push_back(summary_run_json(r));
+    j["running"] = std::move(running);
+  }
   if (v.last_restore) j["last_restore"] = *v.last_restore;
 }
 
@@ -184,7 +222,10 @@ void from_json(const json& j, JobSummary& v) {
     it->get_to(v.running);
   }
   read_field(j, "last_restore", v.last_restore);
-  v.extra = unknown_keys(j, {"last", "last_success", "running", "last_restore"});
+  if (const auto it = j.find("last_success_is_last"); it != j.end() && it->is_boolean() && it->get<bool>() && v.last) {
+    v.last_success = v.last;
+  }
+  v.extra = unknown_keys(j, {"last", "last_success", "last_success_is_last", "running", "last_restore"});
 }
 
 const RunRecord* JobSummary::newest() const noexcept {

@@ -132,6 +132,38 @@ TEST(StateJson, MissingFieldsDefaultUnknownFieldsKept) {
   EXPECT_EQ(out.at("stages").at(0).at("new_stage_key"), true);
 }
 
+TEST(StateJson, SummaryStoresTheLastSuccessOnceAndLeavesDefaultsOut) {
+  RunRecord ok = full_record();
+  ok.outcome = RunOutcome::success;
+  ok.error.clear();
+  ok.failed_stage.clear();
+  ok.stages.clear();
+  ok.notifications.clear();
+  JobSummary js;
+  js.last = ok;
+  js.last_success = ok;
+  json j = js;
+  EXPECT_FALSE(j.contains("last_success"));
+  EXPECT_EQ(j.at("last_success_is_last"), true);
+  EXPECT_FALSE(j.at("last").contains("error")) << "a default value is stored";
+  EXPECT_FALSE(j.at("last").contains("stages"));
+  EXPECT_EQ(json::parse(j.dump()).get<JobSummary>(), js);
+
+  // A failed last run after the success: both are stored.
+  RunRecord failed = full_record();
+  js.last = failed;
+  j = js;
+  EXPECT_TRUE(j.contains("last_success"));
+  EXPECT_FALSE(j.contains("last_success_is_last"));
+  EXPECT_EQ(json::parse(j.dump()).get<JobSummary>(), js);
+
+  // A default record round-trips too (every key left out).
+  JobSummary empty_run;
+  empty_run.last = RunRecord{};
+  EXPECT_EQ(json(empty_run).at("last"), json::object());
+  EXPECT_EQ(json(empty_run).get<JobSummary>(), empty_run);
+}
+
 TEST(StateJson, WrongTypesThrow) {
   EXPECT_THROW(json::parse(R"({"pid": "abc"})").get<RunRecord>(), json::type_error);
   EXPECT_THROW(json::parse(R"([1, 2])").get<RunRecord>(), json::type_error);
