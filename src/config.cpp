@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -941,6 +942,38 @@ bool check_stream(Ctx& ctx, const std::string& text) {
   return true;
 }
 
+/// True when `text` is plainly one document: its first content is a key (a letter, digit or quote,
+/// optionally after one leading "---" line) and no later line starts a document or a directive
+/// ("---", "...", "%"). Such text cannot hit the parser bugs check_stream guards against, and
+/// YAML::Load reads its one document: the second, node-less parse (half of a config load) is
+/// skipped. Anything else takes check_stream.
+bool plainly_one_document(std::string_view text) {
+  bool content = false;   // past the first content line
+  bool leading_marker = false;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.starts_with("---") || line.starts_with("...") || line.starts_with("%")) {
+      if (content || leading_marker || !line.starts_with("---") || (line.size() > 3 && line[3] != ' ' && line[3] != '\r')) {
+        return false;
+      }
+      if (const auto rest = trim(line.substr(3)); !rest.empty() && rest.front() != '#') return false;
+      leading_marker = true;
+      continue;
+    }
+    if (content) continue;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    const char c = line[first];
+    if (!(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '"' || c == '\'')) return false;
+    content = true;
+  }
+  return true;
+}
+
 /// Resolves YAML merge keys (`<<: *anchor` or `<<: [*a, *b]`, YAML 1.1), which yaml-cpp 0.7
 /// leaves as a plain "<<" key: the merged mappings' entries are added where the mapping does not
 /// set the key itself (earlier mappings in a list win). The nodes are shared, so every value keeps
@@ -1031,7 +1064,7 @@ Result<Config> parse_config(std::string_view yaml_text, const std::string& file_
   cfg.path = file_name;
   try {
     const std::string text(yaml_text);
-    if (check_stream(ctx, text)) {
+    if (plainly_one_document(text) || check_stream(ctx, text)) {
       YAML::Node root = YAML::Load(text);
       if (resolve_merge_keys(ctx, root)) read_root(ctx, root, cfg);
     }
