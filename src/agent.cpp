@@ -1,6 +1,5 @@
 #include "hozo/agent.hpp"
 
-#include <curl/curl.h>
 
 #include <memory>
 #include <mutex>
@@ -8,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "hozo/curl_api.hpp"
 #include "hozo/util/strings.hpp"
 
 namespace hozo {
@@ -78,11 +78,6 @@ std::size_t write_body(char* data, std::size_t size, std::size_t count, void* us
   if (sink->first->size() + n > sink->second) return 0;  // too large: abort the transfer
   sink->first->append(data, n);
   return n;
-}
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 std::string error_field(const std::string& body) {
@@ -216,15 +211,15 @@ Result<AgentClient::Response> AgentClient::request(const char* method, const std
     return make_error(ExitCode::config, "agent url '{}' must start with http:// or https://", printable(url_));
   }
   if (auth && token_.empty()) return make_error(ExitCode::config, "agent {}: no token configured", url_);
-  global_init();
-  const std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
-  if (!curl) return make_error("curl_easy_init failed");
+  if (auto lib = curl::load(); !lib) return make_error(lib.error().code, "agent {}: {}", url_, lib.error().message);
+  const std::unique_ptr<CURL, decltype(&curl::easy_cleanup)> handle(curl::easy_init(), &curl::easy_cleanup);
+  if (!handle) return make_error("curl_easy_init failed");
   struct SlistDeleter {
-    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+    void operator()(curl_slist* l) const noexcept { curl::slist_free_all(l); }
   };
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   auto append = [&](const std::string& h) {
-    curl_slist* next = curl_slist_append(headers.get(), h.c_str());
+    curl_slist* next = curl::slist_append(headers.get(), h.c_str());
     if (next != nullptr) {
       (void)headers.release();
       headers.reset(next);
@@ -238,32 +233,32 @@ Result<AgentClient::Response> AgentClient::request(const char* method, const std
   const std::string full = url_ + path_and_query;
   const long connect_ms = static_cast<long>(options_.connect_timeout.count());
   const long total_ms = static_cast<long>((options_.request_timeout + extra_timeout).count());
-  CURL* h = curl.get();
-  curl_easy_setopt(h, CURLOPT_URL, full.c_str());
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_response));
+  CURL* h = handle.get();
+  curl::easy_setopt(h, CURLOPT_URL, full.c_str());
+  curl::easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl::easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl::easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  curl::easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
+  curl::easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl::easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl::easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_body);
+  curl::easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl::easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_response));
   if (std::string_view(method) == "POST") {
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+    curl::easy_setopt(h, CURLOPT_POST, 1L);
+    curl::easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    curl::easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
   }
-  const CURLcode rc = curl_easy_perform(h);
+  const CURLcode rc = curl::easy_perform(h);
   if (rc != CURLE_OK) {
     const ExitCode code = rc == CURLE_WRITE_ERROR || rc == CURLE_FILESIZE_EXCEEDED ? ExitCode::failure
                                                                                    : ExitCode::unavailable;
     if (code == ExitCode::failure) {
       return make_error("agent {} {}: answer larger than {} bytes", url_, path_and_query, options_.max_response);
     }
-    return make_error(code, "agent {} {}: {}", url_, path_and_query, curl_easy_strerror(rc));
+    return make_error(code, "agent {} {}: {}", url_, path_and_query, curl::easy_strerror(rc));
   }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  curl::easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
   return response;
 }
 

@@ -8,11 +8,11 @@
 #include <random>
 #include <thread>
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "hozo/curl_api.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/version.hpp"
 
@@ -514,10 +514,10 @@ std::vector<NotificationResult> Notifier::test(const Job& job) {
 namespace {
 
 struct CurlDeleter {
-  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+  void operator()(CURL* c) const noexcept { curl::easy_cleanup(c); }
 };
 struct SlistDeleter {
-  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+  void operator()(curl_slist* l) const noexcept { curl::slist_free_all(l); }
 };
 using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
 using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
@@ -543,90 +543,87 @@ std::size_t feed_upload(char* buffer, std::size_t size, std::size_t count, void*
 }
 
 Result<void> append_header(Slist& list, const std::string& line) {
-  curl_slist* next = curl_slist_append(list.get(), line.c_str());
+  curl_slist* next = curl::slist_append(list.get(), line.c_str());
   if (next == nullptr) return make_error("out of memory building a request");
   (void)list.release();
   list.reset(next);
   return ok();
 }
 
-void init_curl_once() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 void set_common(CURL* c, std::chrono::seconds timeout, char* errbuf) {
   const long secs = static_cast<long>(timeout.count());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, secs);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, secs);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl::easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl::easy_setopt(c, CURLOPT_CONNECTTIMEOUT, secs);
+  curl::easy_setopt(c, CURLOPT_TIMEOUT, secs);
+  curl::easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 }
 
 std::string curl_error(CURLcode rc, const char* errbuf) {
-  return errbuf[0] != '\0' ? std::string(trim(errbuf)) : std::string(curl_easy_strerror(rc));
+  return errbuf[0] != '\0' ? std::string(trim(errbuf)) : std::string(curl::easy_strerror(rc));
 }
 
 class CurlTransport final : public Transport {
  public:
-  CurlTransport() { init_curl_once(); }
 
   Result<HttpResponse> http(const HttpRequest& request, std::chrono::seconds timeout) override {
-    CurlHandle c(curl_easy_init());
+    if (auto lib = curl::load(); !lib) return lib.error();
+    CurlHandle c(curl::easy_init());
     if (!c) return make_error("cannot initialise libcurl");
     std::array<char, CURL_ERROR_SIZE> errbuf{};
     set_common(c.get(), timeout, errbuf.data());
-    curl_easy_setopt(c.get(), CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
+    curl::easy_setopt(c.get(), CURLOPT_URL, request.url.c_str());
+    curl::easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    curl::easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
     const std::string agent = std::string("hozo/") + kVersion;
-    curl_easy_setopt(c.get(), CURLOPT_USERAGENT, agent.c_str());
+    curl::easy_setopt(c.get(), CURLOPT_USERAGENT, agent.c_str());
     Slist headers;
     for (const auto& h : request.headers) {
       if (auto r = append_header(headers, h); !r) return r.error();
     }
     if (auto r = append_header(headers, "Expect:"); !r) return r.error();
-    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
+    curl::easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
     if (request.method == "GET") {
-      curl_easy_setopt(c.get(), CURLOPT_HTTPGET, 1L);
+      curl::easy_setopt(c.get(), CURLOPT_HTTPGET, 1L);
     } else {
-      curl_easy_setopt(c.get(), CURLOPT_POST, 1L);
-      curl_easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-      curl_easy_setopt(c.get(), CURLOPT_POSTFIELDS, request.body.c_str());
+      curl::easy_setopt(c.get(), CURLOPT_POST, 1L);
+      curl::easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+      curl::easy_setopt(c.get(), CURLOPT_POSTFIELDS, request.body.c_str());
     }
     HttpResponse response;
-    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &collect_body);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &response.body);
-    const CURLcode rc = curl_easy_perform(c.get());
+    curl::easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &collect_body);
+    curl::easy_setopt(c.get(), CURLOPT_WRITEDATA, &response.body);
+    const CURLcode rc = curl::easy_perform(c.get());
     if (rc != CURLE_OK) return make_error(ExitCode::unavailable, "{}", curl_error(rc, errbuf.data()));
-    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
+    curl::easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
     return response;
   }
 
   Result<void> mail(const MailRequest& request, std::chrono::seconds timeout) override {
-    CurlHandle c(curl_easy_init());
+    if (auto lib = curl::load(); !lib) return lib.error();
+    CurlHandle c(curl::easy_init());
     if (!c) return make_error("cannot initialise libcurl");
     std::array<char, CURL_ERROR_SIZE> errbuf{};
     set_common(c.get(), timeout, errbuf.data());
-    curl_easy_setopt(c.get(), CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    if (request.require_tls) curl_easy_setopt(c.get(), CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+    curl::easy_setopt(c.get(), CURLOPT_URL, request.url.c_str());
+    curl::easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    if (request.require_tls) curl::easy_setopt(c.get(), CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
     if (!request.user.empty()) {
-      curl_easy_setopt(c.get(), CURLOPT_USERNAME, request.user.c_str());
-      curl_easy_setopt(c.get(), CURLOPT_PASSWORD, request.password.reveal().c_str());
+      curl::easy_setopt(c.get(), CURLOPT_USERNAME, request.user.c_str());
+      curl::easy_setopt(c.get(), CURLOPT_PASSWORD, request.password.reveal().c_str());
     }
     const std::string from = "<" + request.from + ">";
-    curl_easy_setopt(c.get(), CURLOPT_MAIL_FROM, from.c_str());
+    curl::easy_setopt(c.get(), CURLOPT_MAIL_FROM, from.c_str());
     Slist rcpt;
     for (const auto& to : request.to) {
       if (auto r = append_header(rcpt, "<" + to + ">"); !r) return r.error();
     }
-    curl_easy_setopt(c.get(), CURLOPT_MAIL_RCPT, rcpt.get());
+    curl::easy_setopt(c.get(), CURLOPT_MAIL_RCPT, rcpt.get());
     UploadCursor cursor{&request.data, 0};
-    curl_easy_setopt(c.get(), CURLOPT_READFUNCTION, &feed_upload);
-    curl_easy_setopt(c.get(), CURLOPT_READDATA, &cursor);
-    curl_easy_setopt(c.get(), CURLOPT_UPLOAD, 1L);
-    const CURLcode rc = curl_easy_perform(c.get());
+    curl::easy_setopt(c.get(), CURLOPT_READFUNCTION, &feed_upload);
+    curl::easy_setopt(c.get(), CURLOPT_READDATA, &cursor);
+    curl::easy_setopt(c.get(), CURLOPT_UPLOAD, 1L);
+    const CURLcode rc = curl::easy_perform(c.get());
     if (rc != CURLE_OK) return make_error(ExitCode::unavailable, "{}", curl_error(rc, errbuf.data()));
     return ok();
   }

@@ -23,11 +23,51 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "hozo/util/shared_library.hpp"
 #include "hozo/util/strings.hpp"
 
 namespace hozo::http {
 
 namespace {
+
+/// libmicrohttpd's functions, loaded on first use (see util/shared_library.hpp): only backupd and
+/// `hozo serve` run an HTTP server, and every other hozo command is spared loading it (and GnuTLS).
+struct MhdApi {
+  decltype(::MHD_get_connection_info)* get_connection_info = nullptr;
+  decltype(::MHD_create_response_from_callback)* create_response_from_callback = nullptr;
+  decltype(::MHD_create_response_from_buffer)* create_response_from_buffer = nullptr;
+  decltype(::MHD_add_response_header)* add_response_header = nullptr;
+  decltype(::MHD_queue_response)* queue_response = nullptr;
+  decltype(::MHD_destroy_response)* destroy_response = nullptr;
+  decltype(::MHD_get_connection_values)* get_connection_values = nullptr;
+  decltype(::MHD_start_daemon)* start_daemon = nullptr;
+  decltype(::MHD_stop_daemon)* stop_daemon = nullptr;
+};
+
+MhdApi g_mhd;
+
+Result<void> load_mhd() {
+  static std::once_flag once;
+  static Result<void> loaded = ok();
+  std::call_once(once, [] {
+    auto lib = SharedLibrary::open("libmicrohttpd.so.12", "libmicrohttpd12");
+    if (!lib) {
+      loaded = std::move(lib).error();
+      return;
+    }
+    for (auto bound : {lib->bind(g_mhd.get_connection_info, "MHD_get_connection_info"), lib->bind(g_mhd.create_response_from_callback, "MHD_create_response_from_callback"), lib->bind(g_mhd.create_response_from_buffer, "MHD_create_response_from_buffer"), lib->bind(g_mhd.add_response_header, "MHD_add_response_header"), lib->bind(g_mhd.queue_response, "MHD_queue_response"), lib->bind(g_mhd.destroy_response, "MHD_destroy_response"), lib->bind(g_mhd.get_connection_values, "MHD_get_connection_values"), lib->bind(g_mhd.start_daemon, "MHD_start_daemon"), lib->bind(g_mhd.stop_daemon, "MHD_stop_daemon")}) {
+      if (!bound) {
+        loaded = bound;
+        return;
+      }
+    }
+  });
+  return loaded;
+}
+
+/// The loaded functions (load_mhd() succeeded before any server started).
+const MhdApi& mhd_api() noexcept { return g_mhd; }
+
 
 using Clock = std::chrono::steady_clock;
 
@@ -131,7 +171,7 @@ struct Server::Impl {
     entry.status = req.status;
     if (entry.status == 0 && connection != nullptr) {
       // A response libmicrohttpd queued itself (431, 414, 400 ...).
-      if (const auto* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_HTTP_STATUS)) {
+      if (const auto* info = mhd_api().get_connection_info(connection, MHD_CONNECTION_INFO_HTTP_STATUS)) {
         entry.status = static_cast<int>(info->http_status);
       }
     }
@@ -148,8 +188,8 @@ struct Server::Impl {
     auto* self = static_cast<Impl*>(cls);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
       auto* conn = new Conn();
-      if (const auto* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD)) conn->fd = info->connect_fd;
-      if (const auto* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) {
+      if (const auto* info = mhd_api().get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD)) conn->fd = info->connect_fd;
+      if (const auto* info = mhd_api().get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) {
         conn->peer = address_text(info->client_addr);
         const socklen_t len = info->client_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
         std::memcpy(&conn->peer_addr, info->client_addr, len);
@@ -188,7 +228,7 @@ struct Server::Impl {
   }
 
   static Conn* conn_of(MHD_Connection* connection) {
-    const auto* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const auto* info = mhd_api().get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return info != nullptr ? static_cast<Conn*>(info->socket_context) : nullptr;
   }
 
@@ -244,26 +284,26 @@ struct Server::Impl {
     MHD_Response* mhd = nullptr;
     if (response.stream) {
       auto* stream = new Stream{std::move(response.stream), {}, false};
-      mhd = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, &Impl::read_stream, stream, &Impl::free_stream);
+      mhd = mhd_api().create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, &Impl::read_stream, stream, &Impl::free_stream);
       if (mhd == nullptr) delete stream;
     } else {
-      mhd = MHD_create_response_from_buffer(response.body.size(), response.body.data(), MHD_RESPMEM_MUST_COPY);
+      mhd = mhd_api().create_response_from_buffer(response.body.size(), response.body.data(), MHD_RESPMEM_MUST_COPY);
     }
     if (mhd == nullptr) return MHD_NO;
-    MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE, response.content_type.c_str());
-    MHD_add_response_header(mhd, "X-Content-Type-Options", "nosniff");
+    mhd_api().add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE, response.content_type.c_str());
+    mhd_api().add_response_header(mhd, "X-Content-Type-Options", "nosniff");
     bool cache_set = false;
     for (const auto& [name, value] : response.headers) {
       if (to_lower(name) == "cache-control") cache_set = true;
-      MHD_add_response_header(mhd, name.c_str(), value.c_str());
+      mhd_api().add_response_header(mhd, name.c_str(), value.c_str());
     }
-    if (!cache_set) MHD_add_response_header(mhd, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (!cache_set) mhd_api().add_response_header(mhd, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     const bool last = conn != nullptr && conn->requests + 1 >= options.limits.keep_alive_max;
-    if (response.close || last || !req.handled) MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (response.close || last || !req.handled) mhd_api().add_response_header(mhd, MHD_HTTP_HEADER_CONNECTION, "close");
     req.status = response.status;
     req.answered = true;
-    const auto result = MHD_queue_response(connection, static_cast<unsigned>(response.status), mhd);
-    MHD_destroy_response(mhd);
+    const auto result = mhd_api().queue_response(connection, static_cast<unsigned>(response.status), mhd);
+    mhd_api().destroy_response(mhd);
     return result;
   }
 
@@ -293,7 +333,7 @@ struct Server::Impl {
       req->headers_done = true;
       request.method = method != nullptr ? method : "";
       request.peer = conn != nullptr ? conn->peer : "?";
-      MHD_get_connection_values(connection, MHD_HEADER_KIND, &Impl::collect_header, &request);
+      mhd_api().get_connection_values(connection, MHD_HEADER_KIND, &Impl::collect_header, &request);
       auto early = [&](Response response, std::string note = {}) {
         self->arrived(conn);
         req->note = std::move(note);
@@ -446,6 +486,7 @@ int bound_port(int fd) {
 Result<int> Server::start() {
   auto& d = *impl_;
   if (d.daemon != nullptr) return d.port;
+  if (auto lib = load_mhd(); !lib) return lib.error();
   int fd = d.options.listen.fd;
   if (fd < 0) {
     auto bound = bind_socket(d.options.listen.host, d.options.listen.port);
@@ -457,7 +498,7 @@ Result<int> Server::start() {
   const auto& limits = d.options.limits;
   const unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                          MHD_USE_ERROR_LOG | MHD_USE_ITC;
-  d.daemon = MHD_start_daemon(
+  d.daemon = mhd_api().start_daemon(
       flags, 0, nullptr, nullptr, &Impl::on_request, &d,                                          //
       MHD_OPTION_EXTERNAL_LOGGER, &Impl::on_mhd_log, &d,                                          //
       MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),                                      //
@@ -494,7 +535,7 @@ void Server::stop() {
   d.cv.notify_all();
   if (d.watchdog.joinable()) d.watchdog.join();
   if (d.daemon != nullptr) {
-    MHD_stop_daemon(d.daemon);  // closes the listen socket and joins the connection threads
+    mhd_api().stop_daemon(d.daemon);  // closes the listen socket and joins the connection threads
     d.daemon = nullptr;
     d.listen_fd = -1;
   }

@@ -1,5 +1,9 @@
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include "hozo/curl_api.hpp"
+#include "hozo/util/shared_library.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/util/time.hpp"
 
@@ -44,4 +48,33 @@ TEST(Time, Iso8601RoundTrip) {
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(iso8601_utc(*t), "2026-11-24T08:00:05Z");
   EXPECT_EQ(parse_iso8601_utc("2026-13-24T08:00:05Z"), std::nullopt);
+}
+
+TEST(SharedLibrary, MissingLibraryOrSymbolIsAnErrorNamingThePackage) {
+  auto none = hozo::SharedLibrary::open("libhozo-no-such-library.so.1", "libhozo-nothing1");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, hozo::ExitCode::unavailable);
+  EXPECT_NE(none.error().message.find("libhozo-no-such-library.so.1"), std::string::npos) << none.error().message;
+  EXPECT_NE(none.error().message.find("install the Debian package libhozo-nothing1"), std::string::npos);
+
+  auto libc = hozo::SharedLibrary::open("libc.so.6", "libc6");
+  ASSERT_TRUE(libc.ok()) << libc.error().message;
+  decltype(::getpid)* pid = nullptr;
+  ASSERT_TRUE(libc->bind(pid, "getpid").ok());
+  EXPECT_EQ(pid(), ::getpid());
+  decltype(::getpid)* absent = nullptr;
+  const auto missing = libc->bind(absent, "hozo_no_such_function");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("hozo_no_such_function"), std::string::npos);
+  EXPECT_EQ(absent, nullptr);
+}
+
+TEST(SharedLibrary, LibcurlLoadsOnFirstUse) {
+  const auto api = hozo::curl::load();
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  CURL* handle = hozo::curl::easy_init();
+  ASSERT_NE(handle, nullptr);
+  EXPECT_EQ(hozo::curl::easy_setopt(handle, CURLOPT_TIMEOUT_MS, 1000L), CURLE_OK);
+  EXPECT_STREQ(hozo::curl::easy_strerror(CURLE_OK), "No error");
+  hozo::curl::easy_cleanup(handle);
 }
