@@ -735,11 +735,13 @@ void cross_job_warnings(Ctx& ctx, const Config& cfg, const std::map<std::string,
                       Severity::warning, job.name};
     ctx.issues.push_back(std::move(issue));
   };
+  // Only jobs to the same box are compared: the earlier jobs of each host, in file order.
+  std::map<std::string, std::vector<std::size_t>> earlier_by_host;
   for (std::size_t i = 0; i < cfg.jobs.size(); ++i) {
     const Job& b = cfg.jobs[i];
-    for (std::size_t k = 0; k < i; ++k) {
+    auto& earlier = earlier_by_host[to_lower(b.target_host)];
+    for (const std::size_t k : earlier) {
       const Job& a = cfg.jobs[k];
-      if (to_lower(a.target_host) != to_lower(b.target_host)) continue;
       if (!a.mac_address.empty() && !b.mac_address.empty() && a.mac_address != b.mac_address && !a.wol_relay &&
           !b.wol_relay) {
         warn(b, "mac_address",
@@ -763,6 +765,7 @@ void cross_job_warnings(Ctx& ctx, const Config& cfg, const std::map<std::string,
         }
       }
     }
+    earlier.push_back(i);
   }
 }
 
