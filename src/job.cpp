@@ -110,6 +110,7 @@ class Pipeline {
   Result<void> reseed_select();
   Result<void> replace();
   void hold(StageTiming& t);
+  const RunRecord* anchor_run();  ///< the job's last verified run (read once per run)
   void shutdown();
   void notify();
   bool sleep_cancellable(std::chrono::seconds d);
@@ -132,6 +133,7 @@ class Pipeline {
   TransferMeter meter_;       ///< figures of the current syncoid attempt
   std::chrono::steady_clock::time_point last_progress_{};  ///< last write of the progress file
   std::chrono::steady_clock::time_point last_figure_log_{};  ///< last progress line in the run log
+  std::optional<std::optional<RunRecord>> anchor_;  ///< anchor_run(), once read
 };
 
 constexpr std::chrono::seconds kProgressInterval{2};  ///< the progress file is written at most this often
@@ -265,16 +267,35 @@ Result<void> Pipeline::preflight(StageTiming& timing) {
   }
   // The chain: the snapshot the box was last verified on must still be on the source, else no
   // incremental send is possible — say so now, without waking the box.
-  if (auto js = state_.job(job_.name)) {
-    if (const RunRecord* last = last_verified_run(*js)) {
-      if (auto anchor = check_chain_anchor(sys_.local(), job_, *last, kRemoteCommandTimeout); !anchor) {
-        rec_.error_cause = std::string(to_string(SyncCause::no_common_snapshot));
-        return anchor.error();
-      }
-      timing.message += ", last verified snapshots present";
+  if (const RunRecord* last = anchor_run()) {
+    if (auto anchor = check_chain_anchor(sys_.local(), job_, *last, kRemoteCommandTimeout); !anchor) {
+      rec_.error_cause = std::string(to_string(SyncCause::no_common_snapshot));
+      return anchor.error();
     }
+    timing.message += ", last verified snapshots present";
   }
   return ok();
+}
+
+const RunRecord* Pipeline::anchor_run() {
+  if (!anchor_) {
+    // The summary's last success is it, unless that was a re-seed whose datasets were not swapped
+    // in: only then the history is read (every run file of the job).
+    std::optional<RunRecord> found;
+    if (auto all = state_.summaries()) {
+      if (const auto it = all->find(job_.name); it != all->end() && it->second.last_success) {
+        const RunRecord& s = *it->second.last_success;
+        if (s.reseed.empty() || s.reseed == "replaced") found = s;
+      }
+    }
+    if (!found) {
+      if (auto js = state_.job(job_.name)) {
+        if (const RunRecord* last = last_verified_run(*js)) found = *last;
+      }
+    }
+    anchor_ = std::move(found);
+  }
+  return *anchor_ ? &**anchor_ : nullptr;
 }
 
 Result<void> Pipeline::wake_and_wait() {
@@ -484,11 +505,8 @@ Result<void> Pipeline::verify() {
 
 void Pipeline::hold(StageTiming& t) {
   if (!job_.hold_snapshots) return;
-  std::optional<JobState> js;
-  if (auto j = state_.job(job_.name)) js = std::move(*j);
-  const RunRecord* previous = js ? last_verified_run(*js) : nullptr;
   const auto warnings =
-      hold_verified_snapshots(sys_.local(), *remote_, job_, rec_.datasets, previous, kRemoteCommandTimeout);
+      hold_verified_snapshots(sys_.local(), *remote_, job_, rec_.datasets, anchor_run(), kRemoteCommandTimeout);
   t.message += warnings.empty() ? fmt::format(", held ({})", hold_tag(job_))
                                 : fmt::format(", {} hold warning(s): {}", warnings.size(), warnings.front());
 }
