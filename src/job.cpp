@@ -95,6 +95,8 @@ class Pipeline {
   template <typename Fn>
   Result<void> stage(std::string_view name, Fn&& body);
   void save();
+  /// Stages whose record waits for the next save: quick, and nothing `hozo recover` needs.
+  static bool quick_stage(std::string_view name) noexcept;
   void progress(std::string_view stage);  ///< the run's progress file: current stage
   void transfer_figure(const DatasetPair& pair);  ///< the progress file (at most every 2 s) during a send
   void record_transfer(const DatasetPair& pair, double seconds);
@@ -134,6 +136,8 @@ class Pipeline {
   std::chrono::steady_clock::time_point last_progress_{};  ///< last write of the progress file
   std::chrono::steady_clock::time_point last_figure_log_{};  ///< last progress line in the run log
   std::optional<std::optional<RunRecord>> anchor_;  ///< anchor_run(), once read
+  bool unsaved_ = false;  ///< stage results not yet in the run file (quick_stage)
+  std::string_view current_stage_;  ///< the stage running now (a literal), empty between stages
 };
 
 constexpr std::chrono::seconds kProgressInterval{2};  ///< the progress file is written at most this often
@@ -146,6 +150,8 @@ Result<void> Pipeline::stage(std::string_view name, Fn&& body) {
     return interrupted_error();
   }
   if (opt_.reporter != nullptr) opt_.reporter->stage_started(job_.name, name);
+  if (unsaved_ && !quick_stage(name)) save();  // before anything that may take long
+  current_stage_ = name;
   progress(name);
   StageTiming timing;
   timing.name = std::string(name);
@@ -153,6 +159,7 @@ Result<void> Pipeline::stage(std::string_view name, Fn&& body) {
   const auto t0 = sys_.clock().steady_now();
   spdlog::debug("[{}] stage {} started", job_.name, name);
   Result<void> result = body(timing);
+  current_stage_ = {};
   timing.seconds = std::chrono::duration<double>(sys_.clock().steady_now() - t0).count();
   timing.ok = result.ok();
   if (!result.ok()) timing.message = result.error().message;
@@ -163,7 +170,12 @@ Result<void> Pipeline::stage(std::string_view name, Fn&& body) {
   } else {
     fail(name, result.error());
   }
-  save();
+  // Batched: the quick local checks are written with the next stage that may take long.
+  if (result.ok() && quick_stage(name)) {
+    unsaved_ = true;
+  } else {
+    save();
+  }
   if (opt_.reporter != nullptr) opt_.reporter->stage_finished(job_.name, timing);
   return result;
 }
@@ -226,7 +238,12 @@ void Pipeline::record_transfer(const DatasetPair& pair, double seconds) {
   rec_.transfers.push_back(std::move(t));
 }
 
+bool Pipeline::quick_stage(std::string_view name) noexcept {
+  return name == "preflight" || name == "lock" || name == "connect" || name == "pool";
+}
+
 void Pipeline::save() {
+  unsaved_ = false;
   if (auto r = state_.update_run(rec_); !r) spdlog::warn("[{}] cannot update state file: {}", job_.name, r.error().message);
 }
 
@@ -644,7 +661,13 @@ RunRecord Pipeline::run() {
   watch.on_spawn = [this](int pgid) {
     if (rec_.child_pgids.size() >= 64) rec_.child_pgids.erase(rec_.child_pgids.begin());
     rec_.child_pgids.push_back(pgid);
-    save();
+    // The short local zfs calls of preflight and verify are written with their stage; anything
+    // that may run long (syncoid, a relay's ssh) is on disk before it gets going.
+    if (current_stage_ == "preflight" || current_stage_ == "verify") {
+      unsaved_ = true;
+    } else {
+      save();
+    }
   };
   ScopedSpawnWatch watching(watch);
   started_ = sys_.clock().steady_now();

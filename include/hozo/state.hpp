@@ -309,7 +309,7 @@ class StateStore {
   /// The full record of run `run_id` of any job; nullopt when no job has it.
   Result<std::optional<RunRecord>> find_run(std::string_view run_id) const;
 
-  /// Writes `progress` to its run's progress file (atomically; cheap, no summary lock).
+  /// Writes `progress` to its run's progress file (atomically, not fsynced: a live view; no summary lock).
   Result<void> write_progress(const RunProgress& progress) const;
   /// The progress of run `run_id` of `job`; nullopt when there is no progress file.
   [[nodiscard]] std::optional<RunProgress> read_progress(std::string_view job, std::string_view run_id) const;

@@ -41,7 +41,8 @@ namespace {
 /// Writes `data` to a new temporary file in `dir` (mode `mode`, fsynced, closed) and returns its
 /// name; on failure nothing is left behind. `purpose` names the temporary ("tmp", "new").
 Result<std::string> write_synced_temp(const std::filesystem::path& dir, const std::filesystem::path& path,
-                                      std::string_view data, mode_t mode, std::string_view purpose) {
+                                      std::string_view data, mode_t mode, std::string_view purpose,
+                                      Durability durability = Durability::synced) {
   std::string tmpl = (dir / ("." + path.filename().string() + "." + std::string(purpose) + "-XXXXXX")).string();
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0) return make_error("cannot create temporary file in {}: {}", dir.string(), errno_text(errno));
@@ -61,7 +62,7 @@ Result<std::string> write_synced_temp(const std::filesystem::path& dir, const st
     }
     written += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) return fail("fsync");
+  if (durability == Durability::synced && ::fsync(fd) != 0) return fail("fsync");
   if (::close(fd) != 0) {
     const int err = errno;
     ::unlink(tmpl.c_str());
@@ -76,16 +77,17 @@ std::filesystem::path dir_of(const std::filesystem::path& path) {
 
 }  // namespace
 
-Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode,
+                               Durability durability) {
   const auto dir = dir_of(path);
-  auto tmp = write_synced_temp(dir, path, data, mode, "tmp");
+  auto tmp = write_synced_temp(dir, path, data, mode, "tmp", durability);
   if (!tmp) return tmp.error();
   if (::rename(tmp->c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp->c_str());
     return make_error("cannot rename {} to {}: {}", *tmp, path.string(), errno_text(err));
   }
-  return fsync_dir(dir);
+  return durability == Durability::synced ? fsync_dir(dir) : ok();
 }
 
 Result<void> write_file_new(const std::filesystem::path& path, std::string_view data, mode_t mode) {

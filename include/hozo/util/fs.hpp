@@ -13,9 +13,17 @@ namespace hozo {
 /// Reads a whole file.
 Result<std::string> read_file(const std::filesystem::path& path);
 
+/// Whether a write must be on disk before it returns.
+enum class Durability {
+  synced,    ///< fsync the file and the directory: survives a power cut
+  volatile_  ///< no fsync: still atomic for readers (never a torn file), may be lost in a crash
+};
+
 /// Writes `data` crash-safely: temp file in the same directory, fsync, rename over
 /// `path`, fsync the directory. Readers see either the old or the new content, never a mix.
-Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600);
+/// Durability::volatile_ skips both fsyncs (for files that only matter while hozo runs).
+Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600,
+                               Durability durability = Durability::synced);
 
 /// Creates a new file crash-safely (temp file in the same directory, fsync, link(2) to `path`,
 /// fsync the directory): an existing `path` is never replaced (Error naming it).
