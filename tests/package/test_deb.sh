@@ -38,7 +38,10 @@ field() { dpkg-deb --field "$deb" "$1"; }
 [[ -n $(field Maintainer) ]] && ok "Maintainer: $(field Maintainer)" || bad "no Maintainer"
 [[ -n $(field Description) ]] && ok "has a Description" || bad "no Description"
 depends=$(field Depends)
-for dep in sanoid "zfsutils-linux | zfs-fuse" openssh-client libssh libyaml-cpp libfmt libspdlog libcurl libmicrohttpd libcrypt1; do
+# spdlog is compiled in (header-only); libcurl and libmicrohttpd are dlopen'ed, so they are named
+# explicitly (dpkg-shlibdeps cannot see them), with Debian 13's package names as alternatives.
+for dep in sanoid "zfsutils-linux | zfs-fuse" openssh-client libssh libyaml-cpp libfmt libcrypt1 \
+  "libcurl4 | libcurl4t64" "libmicrohttpd12 | libmicrohttpd12t64"; do
   [[ $depends == *"$dep"* ]] && ok "Depends has $dep" || bad "Depends lacks $dep: $depends"
 done
 [[ $depends != *httplib* ]] && ok "Depends has no cpp-httplib" || bad "Depends still has cpp-httplib: $depends"
