@@ -1,6 +1,7 @@
 #include "hozo/config.hpp"
 
 #include "config_values.hpp"
+#include "config_yaml.hpp"
 
 #include <unistd.h>
 #include <algorithm>
@@ -879,158 +880,6 @@ void read_root(Ctx& ctx, const YAML::Node& root, Config& cfg) {
   cross_job_warnings(ctx, cfg, paths);
 }
 
-/// Thrown by ParseWatch to stop a parse that does not make progress.
-struct RunawayParse {
-  YAML::Mark mark;
-};
-
-/// Watches the parser's events without building nodes. yaml-cpp 0.7 never finishes some
-/// malformed streams: a document starting with ',' yields empty documents forever
-/// (jbeder/yaml-cpp#1040, fixed upstream after 0.7). So the events are bounded by the input
-/// size, and where each document starts is recorded to spot a parser that stands still.
-class ParseWatch final : public YAML::EventHandler {
- public:
-  explicit ParseWatch(std::size_t max_events) : max_events_(max_events) {}
-
-  /// Where the last document started.
-  std::optional<YAML::Mark> document_start;
-
-  void OnDocumentStart(const YAML::Mark& m) override {
-    document_start = m;
-    tick(m);
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { tick(m); }
-  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { tick(m); }
-  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { tick(m); }
-  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
-    tick(m);
-  }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
-    tick(m);
-  }
-  void OnMapEnd() override {}
-
- private:
-  void tick(const YAML::Mark& m) {
-    if (++events_ > max_events_) throw RunawayParse{m};
-  }
-  std::size_t events_ = 0;
-  std::size_t max_events_;
-};
-
-/// Parses the stream once without building nodes: syntax errors, empty streams, several
-/// documents and runaway parses become issues. True when `text` holds exactly one document.
-bool check_stream(Ctx& ctx, const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  ParseWatch watch(8 * text.size() + 64);
-  try {
-    if (!parser.HandleNextDocument(watch)) {
-      ctx.add(YAML::Mark::null_mark(), "", "the configuration is empty (expected settings: and jobs:)");
-      return false;
-    }
-    const auto first = watch.document_start;
-    if (parser.HandleNextDocument(watch)) {  // a second document, or a parser standing still
-      const auto second = watch.document_start.value_or(YAML::Mark::null_mark());
-      if (first && first->pos == second.pos) throw RunawayParse{second};
-      ctx.add(second, "", "only one YAML document is allowed (remove the second ---)");
-      return false;
-    }
-  } catch (const RunawayParse& stuck) {
-    ctx.add(stuck.mark, "", "YAML syntax error: the parser makes no progress here (a stray ',' or similar?)");
-    return false;
-  }
-  return true;
-}
-
-/// True when `text` is plainly one document: its first content is a key (a letter, digit or quote,
-/// optionally after one leading "---" line) and no later line starts a document or a directive
-/// ("---", "...", "%"). Such text cannot hit the parser bugs check_stream guards against, and
-/// YAML::Load reads its one document: the second, node-less parse (half of a config load) is
-/// skipped. Anything else takes check_stream.
-bool plainly_one_document(std::string_view text) {
-  bool content = false;   // past the first content line
-  bool leading_marker = false;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.starts_with("---") || line.starts_with("...") || line.starts_with("%")) {
-      if (content || leading_marker || !line.starts_with("---") || (line.size() > 3 && line[3] != ' ' && line[3] != '\r')) {
-        return false;
-      }
-      if (const auto rest = trim(line.substr(3)); !rest.empty() && rest.front() != '#') return false;
-      leading_marker = true;
-      continue;
-    }
-    if (content) continue;
-    const auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string_view::npos || line[first] == '#') continue;
-    const char c = line[first];
-    if (!(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '"' || c == '\'')) return false;
-    content = true;
-  }
-  return true;
-}
-
-/// Resolves YAML merge keys (`<<: *anchor` or `<<: [*a, *b]`, YAML 1.1), which yaml-cpp 0.7
-/// leaves as a plain "<<" key: the merged mappings' entries are added where the mapping does not
-/// set the key itself (earlier mappings in a list win). The nodes are shared, so every value keeps
-/// its line and column. False (with an issue) when a "<<" value is not a mapping or a list of them.
-bool resolve_merge_keys(Ctx& ctx, YAML::Node node, int depth = 0) {
-  if (depth > 64) {
-    ctx.add(node.Mark(), "", "nested too deeply (more than 64 levels of merge keys or collections)");
-    return false;
-  }
-  if (node.IsSequence()) {
-    for (auto element : node) {
-      if (!resolve_merge_keys(ctx, element, depth + 1)) return false;
-    }
-    return true;
-  }
-  if (!node.IsMap()) return true;
-  std::optional<YAML::Node> merge_key;
-  std::optional<YAML::Node> merge_value;
-  for (auto kv : node) {
-    if (kv.first.IsScalar() && kv.first.Scalar() == "<<" && kv.first.Tag() != "!" && !merge_key) {
-      merge_key.emplace(kv.first);
-      merge_value.emplace(kv.second);
-    } else if (!resolve_merge_keys(ctx, kv.second, depth + 1)) {
-      return false;
-    }
-  }
-  if (!merge_key) return true;
-  std::vector<YAML::Node> sources;
-  if (merge_value->IsMap()) {
-    sources.push_back(*merge_value);
-  } else if (merge_value->IsSequence()) {
-    for (auto element : *merge_value) sources.push_back(element);
-  }
-  if (sources.empty() || std::any_of(sources.begin(), sources.end(), [](const YAML::Node& n) { return !n.IsMap(); })) {
-    ctx.add(merge_value->Mark(), "<<",
-            "a merge key takes a mapping or a list of mappings (e.g. <<: *defaults, with &defaults on a mapping)");
-    return false;
-  }
-  std::set<std::string> present;
-  for (auto kv : node) {
-    if (kv.first.IsScalar() && !kv.first.is(*merge_key)) present.insert(kv.first.Scalar());
-  }
-  node.remove(*merge_key);
-  for (auto& source : sources) {
-    if (!resolve_merge_keys(ctx, source, depth + 1)) return false;
-    for (auto kv : source) {
-      if (!kv.first.IsScalar() || present.contains(kv.first.Scalar())) continue;
-      present.insert(kv.first.Scalar());
-      node.force_insert(kv.first, kv.second);
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -1067,9 +916,18 @@ Result<Config> parse_config(std::string_view yaml_text, const std::string& file_
   cfg.path = file_name;
   try {
     const std::string text(yaml_text);
-    if (plainly_one_document(text) || check_stream(ctx, text)) {
+    std::vector<YamlProblem> problems;
+    const auto report = [&] {
+      for (auto& p : problems) ctx.add(p.mark, std::move(p.key), std::move(p.message));
+      problems.clear();
+    };
+    const bool one_document = plainly_one_document(text) || check_stream(text, problems);
+    report();
+    if (one_document) {
       YAML::Node root = YAML::Load(text);
-      if (resolve_merge_keys(ctx, root)) read_root(ctx, root, cfg);
+      const bool merged = resolve_merge_keys(root, problems);
+      report();
+      if (merged) read_root(ctx, root, cfg);
     }
   } catch (const YAML::Exception& e) {
     ctx.add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));

@@ -11,12 +11,12 @@ namespace {
 Api g_api;
 
 Result<void> resolve(const SharedLibrary& lib) {
-  for (auto bound : {lib.bind(g_api.global_init, "curl_global_init"), lib.bind(g_api.easy_init, "curl_easy_init"),
-                     lib.bind(g_api.easy_cleanup, "curl_easy_cleanup"), lib.bind(g_api.easy_setopt, "curl_easy_setopt"),
-                     lib.bind(g_api.easy_perform, "curl_easy_perform"), lib.bind(g_api.easy_getinfo, "curl_easy_getinfo"),
-                     lib.bind(g_api.easy_strerror, "curl_easy_strerror"),
-                     lib.bind(g_api.slist_append, "curl_slist_append"),
-                     lib.bind(g_api.slist_free_all, "curl_slist_free_all")}) {
+  for (auto bound :
+       {lib.bind(g_api.global_init, "curl_global_init"), lib.bind(g_api.easy_init, "curl_easy_init"),
+        lib.bind(g_api.easy_cleanup, "curl_easy_cleanup"), lib.bind(g_api.easy_setopt, "curl_easy_setopt"),
+        lib.bind(g_api.easy_perform, "curl_easy_perform"), lib.bind(g_api.easy_getinfo, "curl_easy_getinfo"),
+        lib.bind(g_api.easy_strerror, "curl_easy_strerror"), lib.bind(g_api.slist_append, "curl_slist_append"),
+        lib.bind(g_api.slist_free_all, "curl_slist_free_all")}) {
     if (!bound) return bound;
   }
   if (const CURLcode rc = g_api.global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK) {

@@ -55,7 +55,15 @@ Result<void> load_mhd() {
       loaded = std::move(lib).error();
       return;
     }
-    for (auto bound : {lib->bind(g_mhd.get_connection_info, "MHD_get_connection_info"), lib->bind(g_mhd.create_response_from_callback, "MHD_create_response_from_callback"), lib->bind(g_mhd.create_response_from_buffer, "MHD_create_response_from_buffer"), lib->bind(g_mhd.add_response_header, "MHD_add_response_header"), lib->bind(g_mhd.queue_response, "MHD_queue_response"), lib->bind(g_mhd.destroy_response, "MHD_destroy_response"), lib->bind(g_mhd.get_connection_values, "MHD_get_connection_values"), lib->bind(g_mhd.start_daemon, "MHD_start_daemon"), lib->bind(g_mhd.stop_daemon, "MHD_stop_daemon")}) {
+    for (auto bound :
+         {lib->bind(g_mhd.get_connection_info, "MHD_get_connection_info"),
+          lib->bind(g_mhd.create_response_from_callback, "MHD_create_response_from_callback"),
+          lib->bind(g_mhd.create_response_from_buffer, "MHD_create_response_from_buffer"),
+          lib->bind(g_mhd.add_response_header, "MHD_add_response_header"),
+          lib->bind(g_mhd.queue_response, "MHD_queue_response"),
+          lib->bind(g_mhd.destroy_response, "MHD_destroy_response"),
+          lib->bind(g_mhd.get_connection_values, "MHD_get_connection_values"),
+          lib->bind(g_mhd.start_daemon, "MHD_start_daemon"), lib->bind(g_mhd.stop_daemon, "MHD_stop_daemon")}) {
       if (!bound) {
         loaded = bound;
         return;
@@ -67,7 +75,6 @@ Result<void> load_mhd() {
 
 /// The loaded functions (load_mhd() succeeded before any server started).
 const MhdApi& mhd_api() noexcept { return g_mhd; }
-
 
 using Clock = std::chrono::steady_clock;
 
