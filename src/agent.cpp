@@ -1,8 +1,6 @@
 #include "hozo/agent.hpp"
 
-
 #include <memory>
-#include <mutex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -4,7 +4,6 @@
 
 #include <array>
 #include <ctime>
-#include <mutex>
 #include <random>
 #include <thread>
 

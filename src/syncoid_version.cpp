@@ -65,6 +65,30 @@ std::string program_head(const std::filesystem::path& program) {
 
 }  // namespace
 
+namespace {
+
+/// `PROGRAM --version`, parsed.
+Result<SyncoidVersion> run_version(const std::string& program, std::chrono::seconds timeout) {
+  ProcessOptions p;
+  p.argv = {program, "--version"};
+  p.timeout = std::chrono::duration_cast<Millis>(timeout);
+  p.capture_limit = 64 * 1024;
+  auto result = run_process(p);
+  if (!result) return std::move(result).error();
+  if (result->timed_out || result->term_signal != 0) {
+    return make_error(ExitCode::unavailable, "{} --version {}", program, describe_termination(*result, p.timeout));
+  }
+  auto version = parse_syncoid_version(result->out + "\n" + result->err);
+  if (!version) {
+    const auto lines = split_lines(result->out.empty() ? result->err : result->out);
+    return make_error(ExitCode::unavailable, "{} --version printed no version (exit {}: \"{}\")", program,
+                      result->exit_code, lines.empty() ? std::string() : printable(trim(lines.front())));
+  }
+  return *version;
+}
+
+}  // namespace
+
 Result<SyncoidVersion> detect_syncoid_version(const std::filesystem::path& program, std::chrono::seconds timeout) {
   static std::mutex mutex;
   static std::map<std::string, SyncoidVersion> cache;
@@ -75,29 +99,12 @@ Result<SyncoidVersion> detect_syncoid_version(const std::filesystem::path& progr
   }
   // Reading the version off the script is free; `syncoid --version` starts perl and loads every
   // module syncoid uses (~50 ms, a tenth of hozo's whole overhead on a no-op run).
-  if (const auto from_source = parse_syncoid_source_version(program_head(program))) {
-    std::lock_guard lock(mutex);
-    cache[key] = *from_source;
-    return *from_source;
-  }
-  ProcessOptions p;
-  p.argv = {key, "--version"};
-  p.timeout = std::chrono::duration_cast<Millis>(timeout);
-  p.capture_limit = 64 * 1024;
-  auto result = run_process(p);
-  if (!result) return std::move(result).error();
-  if (result->timed_out || result->term_signal != 0) {
-    return make_error(ExitCode::unavailable, "{} --version {}", key, describe_termination(*result, p.timeout));
-  }
-  auto version = parse_syncoid_version(result->out + "\n" + result->err);
-  if (!version) {
-    const auto lines = split_lines(result->out.empty() ? result->err : result->out);
-    return make_error(ExitCode::unavailable, "{} --version printed no version (exit {}: \"{}\")", key,
-                      result->exit_code, lines.empty() ? std::string() : printable(trim(lines.front())));
-  }
+  const auto from_source = parse_syncoid_source_version(program_head(program));
+  auto version = from_source ? Result<SyncoidVersion>(*from_source) : run_version(key, timeout);
+  if (!version) return version;
   std::lock_guard lock(mutex);
   cache[key] = *version;
-  return *version;
+  return version;
 }
 
 bool syncoid_needs_start_spacing(const SyncoidVersion& v) { return v < kSyncoid220; }
