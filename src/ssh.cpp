@@ -514,6 +514,29 @@ struct ChannelRun {
   std::string detail;  // libssh's words for a disconnect
 };
 
+/// Makes a libssh request that waits for the server's answer (opening a channel, starting a
+/// command) in non-blocking steps, pumping the connection here with ack_quickly before each wait.
+/// Inside libssh's own blocking wait the kernel's delayed ACK stalls it: right after login sshd
+/// sends a packet of its own (the host keys it offers), and with Nagle on its answer then waits
+/// for our ACK of that packet, up to 40 ms. SSH_AGAIN means no answer within `timeout`.
+template <typename Request>
+int request_answered(Impl& impl, Millis timeout, Request&& request) {
+  EventLoop loop(impl.session);
+  if (!loop.valid()) return request();  // blocking, bounded by SSH_OPTIONS_TIMEOUT
+  const auto deadline = SteadyClock::now() + timeout;
+  ssh_set_blocking(impl.session, 0);
+  int rc = request();
+  while (rc == SSH_AGAIN && !connection_lost(impl.session)) {
+    const auto now = SteadyClock::now();
+    if (now >= deadline) break;
+    ack_quickly(impl.session);
+    (void)loop.poll(std::min(std::chrono::ceil<Millis>(deadline - now), kPollSlice));
+    rc = request();
+  }
+  ssh_set_blocking(impl.session, 1);
+  return rc;
+}
+
 /// Opens a channel, installs the callbacks and starts `command`. Errors are "not sent".
 Result<void> start_command(Impl& impl, ChannelRun& run, std::string_view command) {
   const std::string target = describe_target(impl.options);
@@ -529,10 +552,23 @@ Result<void> start_command(Impl& impl, ChannelRun& run, std::string_view command
                       session_error(impl.session));
   }
   run.state.limit = impl.options.output_limit;
+  const Millis answer_timeout = std::max(impl.options.connect_timeout, kMinConnectTimeout);
+  const auto requested = [&](int rc, std::string_view what) -> Result<void> {
+    if (rc == SSH_OK) return ok();
+    if (rc == SSH_AGAIN && !connection_lost(impl.session)) {
+      return make_error(ExitCode::unavailable, "SSH to {}: no answer within {} while {}", target,
+                        timeout_text(answer_timeout), what);
+    }
+    return lost_or(what);
+  };
   run.channel.reset(ssh_channel_new(impl.session));
   if (!run.channel) return lost_or("creating a channel");
-  ack_quickly(impl.session);
-  if (ssh_channel_open_session(run.channel.get()) != SSH_OK) return lost_or("opening a session channel");
+  if (auto opened = requested(request_answered(impl, answer_timeout,
+                                               [&] { return ssh_channel_open_session(run.channel.get()); }),
+                              "opening a session channel");
+      !opened) {
+    return opened;
+  }
 
   run.callbacks.userdata = &run.state;
   run.callbacks.channel_data_function = on_data;
@@ -547,9 +583,9 @@ Result<void> start_command(Impl& impl, ChannelRun& run, std::string_view command
   const std::string line(command);
   spdlog::debug("ssh {}: {}", target, printable(line));
   run.exec_requested = true;
-  ack_quickly(impl.session);
-  if (ssh_channel_request_exec(run.channel.get(), line.c_str()) != SSH_OK) return lost_or("starting the command");
-  return ok();
+  return requested(
+      request_answered(impl, answer_timeout, [&] { return ssh_channel_request_exec(run.channel.get(), line.c_str()); }),
+      "starting the command");
 }
 
 /// Pumps the connection until the command is done, the deadline passes, the connection
