@@ -553,7 +553,9 @@ Result<void> start_command(Impl& impl, ChannelRun& run, std::string_view command
   }
   run.state.limit = impl.options.output_limit;
   const Millis answer_timeout = std::max(impl.options.connect_timeout, kMinConnectTimeout);
-  const auto requested = [&](int rc, std::string_view what) -> Result<void> {
+  // A request and its answer; the caller's words for what it was doing name a failure.
+  const auto answered = [&](std::string_view what, auto&& request) -> Result<void> {
+    const int rc = request_answered(impl, answer_timeout, request);
     if (rc == SSH_OK) return ok();
     if (rc == SSH_AGAIN && !connection_lost(impl.session)) {
       return make_error(ExitCode::unavailable, "SSH to {}: no answer within {} while {}", target,
@@ -563,12 +565,8 @@ Result<void> start_command(Impl& impl, ChannelRun& run, std::string_view command
   };
   run.channel.reset(ssh_channel_new(impl.session));
   if (!run.channel) return lost_or("creating a channel");
-  if (auto opened = requested(request_answered(impl, answer_timeout,
-                                               [&] { return ssh_channel_open_session(run.channel.get()); }),
-                              "opening a session channel");
-      !opened) {
-    return opened;
-  }
+  auto opened = answered("opening a session channel", [&] { return ssh_channel_open_session(run.channel.get()); });
+  if (!opened) return opened;
 
   run.callbacks.userdata = &run.state;
   run.callbacks.channel_data_function = on_data;
@@ -583,9 +581,7 @@ Result<void> start_command(Impl& impl, ChannelRun& run, std::string_view command
   const std::string line(command);
   spdlog::debug("ssh {}: {}", target, printable(line));
   run.exec_requested = true;
-  return requested(
-      request_answered(impl, answer_timeout, [&] { return ssh_channel_request_exec(run.channel.get(), line.c_str()); }),
-      "starting the command");
+  return answered("starting the command", [&] { return ssh_channel_request_exec(run.channel.get(), line.c_str()); });
 }
 
 /// Pumps the connection until the command is done, the deadline passes, the connection
