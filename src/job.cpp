@@ -732,7 +732,7 @@ RunRecord Pipeline::run() {
 
 Result<RunRecord> run_job(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options) {
   // Orphans of a hard-killed run go first.
-  if (auto reaped = reap_dead_runs(state, job.name); !reaped) {
+  if (auto reaped = reap_dead_runs(state, job.name, ReapScope::latest); !reaped) {
     spdlog::warn("[{}] cannot clean up after dead runs: {}", job.name, reaped.error().message);
   }
   auto begun = state.begin_run(job.name);

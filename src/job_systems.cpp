@@ -17,6 +17,8 @@ namespace {
 constexpr Millis kPoweroffConfirmTimeout{60000};
 constexpr Millis kPoweroffConnectTimeout{60000};
 constexpr std::chrono::seconds kDiskCommandTimeout{60};
+/// A probe's connection older than this is not taken over (sshd's LoginGraceTime may be short).
+constexpr Millis kProbeSocketMaxAge{5000};
 
 std::shared_ptr<AgentClient> agent_for(const Job& job) {
   AgentClientOptions o;
@@ -36,7 +38,13 @@ class RealSystems final : public JobSystems {
  public:
   explicit RealSystems(const std::atomic<bool>* cancel) : local_(cancel) {}
 
-  ProbeResult probe(const Job& job) override { return initial_probe(wait_options_for(job)); }
+  ProbeResult probe(const Job& job) override {
+    auto w = wait_options_for(job);
+    w.keep_socket = KeepSocket::yes;
+    auto result = initial_probe(w);
+    keep_probe_socket(result);
+    return result;
+  }
 
   Result<int> wake(const Job& job) override {
     auto mac = parse_mac(job.mac_address);
@@ -58,11 +66,26 @@ class RealSystems final : public JobSystems {
 
   Result<WaitOutcome> wait_up(const Job& job, const std::function<void()>& resend,
                               const std::atomic<bool>* cancel) override {
-    return wait_until_up(wait_options_for(job), clock_, resend, cancel);
+    auto w = wait_options_for(job);
+    w.keep_socket = KeepSocket::yes;
+    auto outcome = wait_until_up(w, clock_, resend, cancel);
+    if (outcome) keep_probe_socket(outcome->last);
+    return outcome;
   }
 
   Result<std::unique_ptr<CommandRunner>> connect(const Job& job) override {
-    auto session = SshSession::connect(ssh_options_for(job));
+    auto options = ssh_options_for(job);
+    // The probe that found sshd left its connection open: one sshd fork instead of two.
+    if (probe_socket_ && probe_socket_->open() && clock_.steady_now() - probe_socket_at_ < kProbeSocketMaxAge) {
+      options.socket = probe_socket_;
+    }
+    probe_socket_.reset();
+    auto session = SshSession::connect(options);
+    if (!session && options.socket && session.error().code == ExitCode::unavailable) {
+      spdlog::debug("ssh: the probe's connection failed ({}); connecting again", session.error().message);
+      options.socket.reset();
+      session = SshSession::connect(options);
+    }
     if (!session) return session.error();
     return std::unique_ptr<CommandRunner>(std::make_unique<SshCommandRunner>(std::move(*session)));
   }
@@ -117,6 +140,13 @@ class RealSystems final : public JobSystems {
   Clock& clock() override { return clock_; }
 
  private:
+  /// Holds the socket of a probe that found sshd, for connect() (the last one wins).
+  void keep_probe_socket(const ProbeResult& probe) {
+    if (!probe.socket) return;
+    probe_socket_ = probe.socket;
+    probe_socket_at_ = clock_.steady_now();
+  }
+
   Result<void> power_off_over_ssh(const Job& job) {
     // The link may just have come back (or the box be busy): keep trying to log in for a while.
     const auto connect_deadline = clock_.steady_now() + kPoweroffConnectTimeout;
@@ -187,6 +217,8 @@ class RealSystems final : public JobSystems {
 
   SystemClock clock_;
   LocalCommandRunner local_;
+  std::shared_ptr<Fd> probe_socket_;  ///< see keep_probe_socket
+  std::chrono::steady_clock::time_point probe_socket_at_{};
   std::string last_power_off_;
 };
 

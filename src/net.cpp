@@ -226,6 +226,34 @@ bool is_supported_version(std::string_view line) {
 }
 
 /// Reads lines until the SSH version line (RFC 4253 4.2 allows other lines before it).
+/// KeepSocket::yes: waits for the first data and peeks at it. True (result up) when it is a whole
+/// supported SSH version line: libssh then reads it again from the same socket. Anything else
+/// (lines before the banner, a line split over packets, an old version) is left for read_banner.
+bool peek_banner(int fd, SteadyTime deadline, ProbeResult& result) {
+  char chunk[512];
+  for (;;) {
+    const int wait_ms = remaining_ms(deadline);
+    if (wait_ms <= 0) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    const int n = ::poll(&pfd, 1, wait_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    const ssize_t got = ::recv(fd, chunk, sizeof chunk, MSG_PEEK);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (got <= 0) return false;
+    std::string_view seen(chunk, static_cast<std::size_t>(got));
+    const std::size_t nl = seen.find('\n');
+    if (nl == std::string_view::npos) return false;
+    std::string_view line = seen.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!starts_with(line, "SSH-") || !is_supported_version(line)) return false;
+    result.state = ProbeState::up;
+    result.banner = printable(line);
+    result.detail.clear();
+    return true;
+  }
+}
+
 void read_banner(int fd, Millis timeout, ProbeResult& result) {
   const SteadyTime deadline = SteadyClock::now() + timeout;
   std::string buffer;
@@ -313,7 +341,9 @@ Result<WaitOutcome> wait_loop(const WaitOptions& options, Clock& clock, const st
   const ProbeFunction probe =
       options.probe_function
           ? options.probe_function
-          : ProbeFunction([](const std::string& h, int p, const ProbeTimeouts& t) { return probe_ssh(h, p, t); });
+          : ProbeFunction([keep = options.keep_socket](const std::string& h, int p, const ProbeTimeouts& t) {
+              return probe_ssh(h, p, t, keep);
+            });
   const auto deadline = start + options.timeout;
   const auto interval = std::max(options.poll_interval, Millis(1));
   const bool resending = resend && options.resend_interval.count() > 0;
@@ -379,7 +409,7 @@ std::string ProbeResult::describe() const {
   return fmt::format("{} ({})", to_string(state), detail);
 }
 
-ProbeResult probe_ssh(const std::string& host, int port, const ProbeTimeouts& timeouts) {
+ProbeResult probe_ssh(const std::string& host, int port, const ProbeTimeouts& timeouts, KeepSocket keep) {
   const SteadyTime start = SteadyClock::now();
   ProbeResult result;
   const auto finish = [&]() -> ProbeResult {
@@ -403,6 +433,10 @@ ProbeResult probe_ssh(const std::string& host, int port, const ProbeTimeouts& ti
     result.detail = std::move(connected.detail);
     return finish();
   }
+  if (keep == KeepSocket::yes && peek_banner(connected.fd.get(), SteadyClock::now() + timeouts.banner, result)) {
+    result.socket = std::make_shared<Fd>(std::move(connected.fd));
+    return finish();
+  }
   read_banner(connected.fd.get(), timeouts.banner, result);
   return finish();
 }
@@ -415,7 +449,7 @@ ProbeResult probe_ssh(const std::string& host, int port, Millis connect_timeout)
 
 ProbeResult initial_probe(const WaitOptions& options) {
   if (options.probe_function) return options.probe_function(options.host, options.port, options.probe);
-  return probe_ssh(options.host, options.port, options.probe);
+  return probe_ssh(options.host, options.port, options.probe, options.keep_socket);
 }
 
 Result<WaitOutcome> wait_until_up(const WaitOptions& options, Clock& clock, const std::function<void()>& resend,

@@ -99,16 +99,33 @@ std::size_t kill_run_leftovers(const RunRecord& run) {
   return killed.size();
 }
 
-Result<std::vector<std::string>> reap_dead_runs(StateStore& state, std::string_view job) {
-  if (auto reaped = state.reap_orphaned(); !reaped) return std::move(reaped).error();
-  auto js = state.job(job);
-  if (!js) return std::move(js).error();
+Result<std::vector<std::string>> reap_dead_runs(StateStore& state, std::string_view job, ReapScope scope) {
+  // Whoever marks a dead run interrupted cleans up after it, whatever its job: a run is marked
+  // once, so its leftovers cannot be missed by a later run that only looks at its own job's last.
+  auto reaped = state.reap_orphaned();
+  if (!reaped) return std::move(reaped).error();
+  std::vector<RunRecord> runs = std::move(*reaped);
+  if (scope == ReapScope::history) {
+    auto js = state.job(job);
+    if (!js) return std::move(js).error();
+    runs.insert(runs.end(), js->runs.begin(), js->runs.end());
+  } else {
+    // A run marked earlier whose cleanup did not finish (hozo killed in between) is still the last.
+    auto all = state.summaries();
+    if (!all) return std::move(all).error();
+    if (const auto it = all->find(std::string(job));
+        it != all->end() && it->second.last && it->second.last->outcome == RunOutcome::interrupted) {
+      if (auto full = state.job_run(job, it->second.last->run_id)) runs.push_back(std::move(*full));
+    }
+  }
   std::vector<std::string> lines;
-  for (auto run : js->runs) {
+  std::set<std::string> done;
+  for (auto run : runs) {
+    if (!done.insert(run.job + "/" + run.run_id).second) continue;
     if (run.outcome != RunOutcome::interrupted || run.child_pgids.empty()) continue;
     const std::size_t n = kill_run_leftovers(run);
     lines.push_back(fmt::format("run {}: {} leftover process(es) killed", run.run_id, n));
-    if (n > 0) spdlog::warn("[{}] killed {} leftover process(es) of the dead run {}", job, n, run.run_id);
+    if (n > 0) spdlog::warn("[{}] killed {} leftover process(es) of the dead run {}", run.job, n, run.run_id);
     run.child_pgids.clear();
     if (auto u = state.update_run(run); !u) return std::move(u).error();
   }

@@ -487,7 +487,7 @@ Result<RestoreRecord> run_restore(const Job& job, const RestorePlan& plan, State
     }
   }
 
-  if (auto reaped = reap_dead_runs(state, job.name); !reaped) {  // orphans of a hard-killed run go first
+  if (auto reaped = reap_dead_runs(state, job.name, ReapScope::latest); !reaped) {  // orphans of a hard-killed run go first
     spdlog::warn("[{}] cannot clean up after dead runs: {}", job.name, reaped.error().message);
   }
   auto begun = state.begin_restore(job.name);

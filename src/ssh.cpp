@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -229,6 +230,12 @@ struct SshSession::Impl {
   HostKeyInfo host_key;
   ssh_session session = nullptr;
 
+  /// A socket handed to libssh (SshOptions::socket): libssh 0.10 leaves such a socket open, so it
+  /// is closed here after the session, unless libssh did close it (then the number may be reused:
+  /// the inode tells whether it is still the same socket).
+  int adopted_fd = -1;
+  ino_t adopted_inode = 0;
+
   explicit Impl(SshOptions o) : options(std::move(o)) {}
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
@@ -236,6 +243,10 @@ struct SshSession::Impl {
     if (session != nullptr) {
       ssh_disconnect(session);
       ssh_free(session);
+    }
+    struct stat st {};
+    if (adopted_fd >= 0 && ::fstat(adopted_fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == adopted_inode) {
+      ::close(adopted_fd);
     }
   }
 };
@@ -295,7 +306,18 @@ Result<std::unique_ptr<Impl>> open_transport(const SshOptions& options) {
     if (auto set = set_option(s, setting.option, setting.value, setting.name); !set) return std::move(set).error();
   }
 
-  spdlog::debug("ssh: connecting to {} (timeout {})", describe_target(o), timeout_text(timeout));
+  if (o.socket && o.socket->open()) {
+    // Closed by ~Impl. SSH_OPTIONS_NODELAY only reaches sockets libssh opens itself.
+    const socket_t fd = o.socket->release();
+    impl->adopted_fd = fd;
+    if (struct stat st {}; ::fstat(fd, &st) == 0) impl->adopted_inode = st.st_ino;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
+    if (auto set = set_option(s, SSH_OPTIONS_FD, &fd, "FD"); !set) return std::move(set).error();
+    spdlog::debug("ssh: connecting to {} on the probe's connection (timeout {})", describe_target(o),
+                  timeout_text(timeout));
+  } else {
+    spdlog::debug("ssh: connecting to {} (timeout {})", describe_target(o), timeout_text(timeout));
+  }
   if (ssh_connect(s) != SSH_OK) {
     const std::string message = session_error(s);
     const std::string lower = to_lower(message);

@@ -861,11 +861,17 @@ Result<std::optional<RunRecord>> StateStore::find_run(std::string_view run_id) c
   return std::optional<RunRecord>();
 }
 
-Result<std::size_t> StateStore::reap_orphaned() {
+std::optional<RunRecord> StateStore::job_run(std::string_view job, std::string_view run_id) const {
+  auto rec = read_json_file<RunRecord>(run_file_in(runs_dir(job), run_id));
+  if (rec) resolve_orphaned(*rec);
+  return rec;
+}
+
+Result<std::vector<RunRecord>> StateStore::reap_orphaned() {
   quarantined_.reset();
   auto doc = read_shared();
   if (!doc) return std::move(doc).error();
-  std::size_t changed = 0;
+  std::vector<RunRecord> changed;
   for (const auto& [name, js] : doc->jobs) {
     std::vector<RunRecord> orphans;
     for (const auto& r : js.running) {
@@ -885,10 +891,10 @@ Result<std::size_t> StateStore::reap_orphaned() {
       return ok();
     });
     if (!stored) return std::move(stored).error();
-    changed += orphans.size();
+    changed.insert(changed.end(), std::make_move_iterator(orphans.begin()), std::make_move_iterator(orphans.end()));
   }
   // A version-1 file's running entries that were never listed in a summary of their own.
-  if (changed == 0 && !doc->legacy.empty()) {
+  if (changed.empty() && !doc->legacy.empty()) {
     auto stored = mutate([](Document&) -> Result<void> { return ok(); });
     if (!stored) return std::move(stored).error();
   }

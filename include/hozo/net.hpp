@@ -6,9 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "hozo/util/fd.hpp"
 #include "hozo/util/result.hpp"
 #include "hozo/util/time.hpp"
 
@@ -32,6 +34,9 @@ struct ProbeResult {
   std::string banner;  ///< the SSH version line (printable, without CR LF) when up
   std::string detail;  ///< human detail: errno text, what was received instead of a banner...
   std::chrono::steady_clock::duration elapsed{};
+  /// With KeepSocket::yes and state up: the connected socket, its banner still unread (peeked),
+  /// for the SSH session to take over instead of connecting again (sshd forks once, not twice).
+  std::shared_ptr<Fd> socket;
   /// "connection refused", or "no SSH banner (received \"HTTP/1.1 400\")".
   [[nodiscard]] std::string describe() const;
 };
@@ -43,9 +48,14 @@ struct ProbeTimeouts {
   Millis resolve{2000}; ///< host name lookup (literals skip it)
 };
 
+/// Whether a probe that finds sshd keeps its connection for the SSH session (ProbeResult::socket).
+enum class KeepSocket { no, yes };
+
 /// Connects to host:port (IPv4 or IPv6; names resolved with getaddrinfo) without blocking
-/// longer than the timeouts, then reads lines until the SSH version line.
-ProbeResult probe_ssh(const std::string& host, int port, const ProbeTimeouts& timeouts);
+/// longer than the timeouts, then reads lines until the SSH version line. With KeepSocket::yes a
+/// version line that arrives first and whole is only peeked at, and the socket is kept.
+ProbeResult probe_ssh(const std::string& host, int port, const ProbeTimeouts& timeouts,
+                      KeepSocket keep = KeepSocket::no);
 
 /// probe_ssh with the given connect timeout and the default banner/resolve timeouts.
 ProbeResult probe_ssh(const std::string& host, int port, Millis connect_timeout);
@@ -65,6 +75,7 @@ struct WaitOptions {
   Millis refused_poll_interval{50};
   Millis resend_interval{10000};  ///< call resend() this often while waiting; 0 = never
   ProbeFunction probe_function;   ///< empty = probe_ssh
+  KeepSocket keep_socket = KeepSocket::no;  ///< probe_ssh keeps the socket of the probe that finds sshd
 };
 
 /// What the wait saw.

@@ -24,10 +24,17 @@ namespace hozo {
 /// Never touches hozo itself or a run recorded on another host.
 std::size_t kill_run_leftovers(const RunRecord& run);
 
+/// Which interrupted runs reap_dead_runs looks at.
+enum class ReapScope {
+  latest,  ///< the job's newest run (the summary's last): where a dead run ends up; no history read
+  history  ///< every run file of the job (`hozo recover`)
+};
+
 /// For `job`: persists interrupted for its runs whose process is gone, kills the leftovers of
-/// every interrupted run that still lists child_pgids, and clears that list. Returns one line per
-/// run it cleaned up ("run X: 3 leftover process(es) killed").
-Result<std::vector<std::string>> reap_dead_runs(StateStore& state, std::string_view job);
+/// the interrupted runs in `scope` that still list child_pgids, and clears that list. Returns one
+/// line per run it cleaned up ("run X: 3 leftover process(es) killed").
+Result<std::vector<std::string>> reap_dead_runs(StateStore& state, std::string_view job,
+                                                ReapScope scope = ReapScope::history);
 
 /// True when the woken marker belongs to a run or restore (of any job) that ended without
 /// finishing on its own: interrupted, or running with its process gone. Such a box was woken by

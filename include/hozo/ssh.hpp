@@ -16,6 +16,7 @@
 
 #include "hozo/command.hpp"
 #include "hozo/config.hpp"
+#include "hozo/util/fd.hpp"
 #include "hozo/util/result.hpp"
 #include "hozo/util/time.hpp"
 
@@ -39,6 +40,9 @@ struct SshOptions {
   Millis command_timeout{std::chrono::minutes(10)};
   /// Most bytes of stdout+stderr kept per command; more is an Error.
   std::size_t output_limit = std::size_t{64} << 20;
+  /// A socket already connected to host:port whose SSH banner is still unread (a probe's, see
+  /// KeepSocket): the session takes it over instead of connecting. Empty = connect.
+  std::shared_ptr<Fd> socket;
 };
 
 /// The SSH options of a job (target_host, ssh_user, ssh_port, ssh_key, known_hosts,

@@ -308,6 +308,9 @@ class StateStore {
   Result<std::map<std::string, JobSummary>> summaries() const;
   /// The full record of run `run_id` of any job; nullopt when no job has it.
   Result<std::optional<RunRecord>> find_run(std::string_view run_id) const;
+  /// The full record of run `run_id` of `job` (its run file only; orphaned shown as interrupted);
+  /// nullopt when there is none.
+  [[nodiscard]] std::optional<RunRecord> job_run(std::string_view job, std::string_view run_id) const;
 
   /// Writes `progress` to its run's progress file (atomically, not fsynced: a live view; no summary lock).
   Result<void> write_progress(const RunProgress& progress) const;
@@ -315,8 +318,9 @@ class StateStore {
   [[nodiscard]] std::optional<RunProgress> read_progress(std::string_view job, std::string_view run_id) const;
   /// Removes the progress file of that run (when it ends).
   void remove_progress(std::string_view job, std::string_view run_id) const;
-  /// Persists interrupted for every orphaned running entry; returns how many were changed.
-  Result<std::size_t> reap_orphaned();
+  /// Persists interrupted for every orphaned running entry (of every job); returns those runs as
+  /// stored (their child_pgids still set: the caller kills their leftovers).
+  Result<std::vector<RunRecord>> reap_orphaned();
 
   /// Where the log of `run` goes: <state dir>/logs/<job>/<run id>.log (names sanitized).
   [[nodiscard]] std::filesystem::path log_path_for(const RunRecord& run) const;

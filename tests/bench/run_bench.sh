@@ -8,7 +8,7 @@
 #
 # Environment: HOZO_BUILD_DIR (default <repo>/build), HOZO_BIN (default $HOZO_BUILD_DIR/hozo),
 # ZFS_PARSE_BENCH (a built zfs_parse_bench; default: the CMake target if configured, else compiled
-# here), STATE_BENCH (a built state_bench), BENCH_ONLY=state (sections 4-6 only, no lab) or lab (sections 1-3 only), BENCH_RUNS (timed repetitions, default 5), BENCH_KEEP=1 (keep the work dir), LAB_ID
+# here), STATE_BENCH (a built state_bench), BENCH_ONLY=state (sections 4-6 only, no lab) or lab (sections 1-3 only), BENCH_RUNS (timed repetitions, default 5), BENCH_PAIRS (hozo/syncoid pairs of section 2, default 11), BENCH_KEEP=1 (keep the work dir), LAB_ID
 # (default bn<pid>).
 #
 # Sections 1-3 bring up their own lab (tests/lab/lab.sh: network namespaces, a sleeping box with a
@@ -21,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${HOZO_BUILD_DIR:-$ROOT/build}
 HOZO_BIN=${HOZO_BIN:-$BUILD/hozo}
 RUNS=${BENCH_RUNS:-5}
+PAIRS=${BENCH_PAIRS:-11} # section 2: syncoid alone varies by +-100 ms between runs, the size of the goal
 PY=/usr/bin/python3
 TIME_BIN=/usr/bin/time
 
@@ -35,6 +36,7 @@ die() {
 # ---------------------------------------------------------------------------------------------
 [[ $(id -u) -eq 0 ]] || die "needs root (lab network namespaces, zfs-fuse); run: sudo $0"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$RUNS')"
+[[ $PAIRS =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAIRS must be a positive integer (got '$PAIRS')"
 [[ -x $PY ]] || die "$PY missing (apt-get install python3)"
 command -v unshare >/dev/null || die "unshare (util-linux) missing"
 if [[ ! -x $TIME_BIN ]]; then
@@ -547,7 +549,7 @@ bench_overhead() {
   : >"$sy_f"
   RSS_HOZO+=("$HWM_KB")
   RSS_TREE+=("$TREE_KB")
-  for ((i = 1; i <= RUNS; i++)); do # interleaved, so drift hits both alike
+  for ((i = 1; i <= PAIRS; i++)); do # interleaved, so drift hits both alike
     next_second
     t0=$(now_us)
     HOZO_LAB_POLL=0 hozo_lab jobs run bench
@@ -561,7 +563,7 @@ bench_overhead() {
     run_syncoid || { tail -n 10 "$WORK/syncoid.out" >&2; row_failed "hozo jobs run vs bare syncoid" "syncoid run $i failed"; return; }
     ms_since "$t0" >>"$sy_f"
     RSS_SYNCOID+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.sync")")
-    log "2. run $i/$RUNS: hozo $(tail -n 1 "$hz_f") ms, syncoid $(tail -n 1 "$sy_f") ms"
+    log "2. run $i/$PAIRS: hozo $(tail -n 1 "$hz_f") ms, syncoid $(tail -n 1 "$sy_f") ms"
   done
   [[ $(lab_box_state) == on ]] || log "WARNING: the box is $(lab_box_state) after the box-on runs"
   local hm hx hmin n sm sx smin
@@ -571,8 +573,22 @@ bench_overhead() {
     "median of $n after a warm-up (min ${hmin}, max ${hx} ms); wall time of the whole process, box left on (was_up_before)"
   row "bare syncoid, same command" "${sm} ms" \
     "median of $n (min ${smin}, max ${sx} ms); the \`sync\` line of \`hozo jobs run bench --dry-run\`, run in the orchestrator namespace with PATH=\$LAB_ORCH_PATH; runs interleaved with hozo's"
-  row "hozo overhead over bare syncoid" "$(awk -v a="$hm" -v b="$sm" 'BEGIN {printf "%.1f ms", a - b}')" \
-    "difference of the medians: probe, libssh connect + auth, pool check, verify (zfs get on both sides), state writes, process start"
+  local paired
+  paired=$("$PY" - "$hz_f" "$sy_f" <<'PY'
+import statistics, sys
+h = [float(x) for x in open(sys.argv[1]) if x.strip()]
+s = [float(x) for x in open(sys.argv[2]) if x.strip()]
+d = [a - b for a, b in zip(h, s)]
+print(f"{statistics.median(d):.1f} {100 * statistics.median(d) / statistics.median(s):.1f} {min(d):.1f} {max(d):.1f}")
+PY
+  )
+  local pd pr pmin pmax
+  read -r pd pr pmin pmax <<<"$paired"
+  row "hozo overhead over bare syncoid" \
+    "$(awk -v a="$hm" -v b="$sm" 'BEGIN {printf "%.1f ms (%.1f %% of syncoid)", a - b, 100 * (a - b) / b}')" \
+    "difference of the medians: process start, preflight, probe, libssh connect + auth, pool check, verify + holds, state writes"
+  row "hozo overhead, median of the paired differences" "${pd} ms (${pr} % of syncoid)" \
+    "each hozo run minus the syncoid run right after it (min ${pmin}, max ${pmax} ms); less sensitive to syncoid's own spread"
 }
 
 bench_rss() {
@@ -598,7 +614,7 @@ bench_rss() {
 # main
 # =============================================================================================
 T_START=$SECONDS
-log "hozo: $HOZO_BIN ($("$HOZO_BIN" --version 2>/dev/null | head -n 1)); $RUNS runs per measurement; work dir $WORK"
+log "hozo: $HOZO_BIN ($("$HOZO_BIN" --version 2>/dev/null | head -n 1)); $RUNS runs per measurement, $PAIRS pairs in section 2; work dir $WORK"
 if [[ ${BENCH_ONLY:-} == lab ]]; then
   log "BENCH_ONLY=lab: only the lab sections 1-3"
 else

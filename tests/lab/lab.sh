@@ -497,9 +497,11 @@ lab_disk_stuck() {
 lab_disk_state() { lab_exec_box hdparm -C "$(lab_disk_dev)" 2>&1 | sed -n 's/.*drive state is: *//p'; }
 
 # A per-side `zfs` that logs every call (one line: time and arguments) and runs the compat wrapper.
+# One bash that reads the wrapper (no sh in front of it): each zfs call of hozo and syncoid pays for
+# one interpreter start, as close as a fixture gets to the real binary's cost.
 _lab_zfs_shim() { # TRACEFILE
-  printf '#!/bin/sh\n# hozo lab: zfs compat wrapper (tests/lab/bin/zfs), calls logged to %s\n' "$1"
-  printf 'HOZO_LAB_ZFS_TRACE=%q exec /bin/bash %q "$@"\n' "$1" "$LAB_SRC_DIR/bin/zfs"
+  printf '#!/bin/bash\n# hozo lab: zfs compat wrapper (tests/lab/bin/zfs), calls logged to %s\n' "$1"
+  printf 'HOZO_LAB_ZFS_TRACE=%q\n. %q "$@"\n' "$1" "$LAB_SRC_DIR/bin/zfs"
 }
 
 # The script that runs inside a fresh pid+mount namespace and becomes the box's (or relay's) sshd.

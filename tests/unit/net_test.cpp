@@ -149,6 +149,33 @@ TEST(ProbeSsh, UpOnSsh2Banner) {
   EXPECT_LT(r.elapsed, 300ms);
 }
 
+TEST(ProbeSsh, KeepSocketLeavesTheBannerUnreadForTheSession) {
+  TestServer server(AF_INET, "SSH-2.0-Test\r\n", TestServer::After::keep_open);
+  ASSERT_TRUE(server.ok());
+  server.start();
+  const auto r = probe_ssh("127.0.0.1", server.port(), fast_timeouts(), KeepSocket::yes);
+  ASSERT_EQ(r.state, ProbeState::up) << r.describe();
+  EXPECT_EQ(r.banner, "SSH-2.0-Test");
+  ASSERT_TRUE(r.socket && r.socket->open());
+  // The session that takes the socket over reads the version line itself.
+  char buf[64] = {};
+  const ssize_t got = ::recv(r.socket->get(), buf, sizeof buf, 0);
+  EXPECT_EQ(std::string(buf, got > 0 ? static_cast<std::size_t>(got) : 0), "SSH-2.0-Test\r\n");
+  // Without KeepSocket nothing is kept.
+  EXPECT_FALSE(probe_ssh("127.0.0.1", server.port(), fast_timeouts()).socket);
+}
+
+TEST(ProbeSsh, KeepSocketKeepsNothingWhenLinesComeBeforeTheBanner) {
+  // libssh expects the version line first: such a server gets a connection of its own.
+  TestServer server(AF_INET, "Welcome\r\nSSH-2.0-Late\r\n", TestServer::After::keep_open);
+  ASSERT_TRUE(server.ok());
+  server.start();
+  const auto r = probe_ssh("127.0.0.1", server.port(), fast_timeouts(), KeepSocket::yes);
+  EXPECT_EQ(r.state, ProbeState::up) << r.describe();
+  EXPECT_EQ(r.banner, "SSH-2.0-Late");
+  EXPECT_FALSE(r.socket);
+}
+
 TEST(ProbeSsh, UpOverIpv6AndByName) {
   TestServer v6(AF_INET6, "SSH-2.0-Six\r\n", TestServer::After::keep_open);
   if (!v6.ok()) GTEST_SKIP() << "no IPv6 loopback";

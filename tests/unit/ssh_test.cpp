@@ -323,6 +323,27 @@ TEST_F(SshServerTest, ExecReturnsStdoutStderrAndExitStatus) {
   EXPECT_EQ(big->out.find_first_not_of('x'), std::string::npos);
 }
 
+TEST_F(SshServerTest, SessionTakesOverTheProbesConnection) {
+  pin();
+  const auto probe = probe_ssh("127.0.0.1", port_, ProbeTimeouts{}, KeepSocket::yes);
+  ASSERT_EQ(probe.state, ProbeState::up) << probe.describe();
+  ASSERT_TRUE(probe.socket && probe.socket->open());
+  const int fd = probe.socket->get();
+  auto o = options();
+  o.socket = probe.socket;
+  {
+    auto s = SshSession::connect(o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_FALSE(probe.socket->open());  // libssh owns it now
+    auto r = s->exec("echo over-the-probe", Millis(10000));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->out, "over-the-probe\n");
+  }
+  // Closed with the session, not leaked.
+  std::error_code ec;
+  EXPECT_FALSE(fs::exists(fmt::format("/proc/self/fd/{}", fd), ec)) << fs::read_symlink(fmt::format("/proc/self/fd/{}", fd), ec);
+}
+
 TEST_F(SshServerTest, RunnerPassesMetacharactersLiterally) {
   auto s = session();
   ASSERT_TRUE(s);

@@ -629,7 +629,7 @@ TEST(StateStore, RunningEntryOfDeadProcessIsReportedInterrupted) {
   EXPECT_EQ(read_json(path).at("jobs").at("job").at("runs").at(0).at("outcome"), "running");
   auto reaped = store.reap_orphaned();
   ASSERT_TRUE(reaped);
-  EXPECT_EQ(*reaped, 3U);
+  EXPECT_EQ(reaped->size(), 3U);
   EXPECT_EQ(run_file(tmp.path(), "job", "20200101T000000Z-1").at("outcome"), "interrupted");
   EXPECT_EQ(run_file(tmp.path(), "job", "20200101T000000Z-4").at("outcome"), "running");
   EXPECT_EQ(run_file(tmp.path(), "job", alive->run_id).at("outcome"), "running");

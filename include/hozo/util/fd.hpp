@@ -29,6 +29,8 @@ class Fd {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
+  /// Gives the descriptor up (to a library that closes it); -1 when none.
+  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
   /// The raw descriptor (-1 when none).
   [[nodiscard]] int get() const noexcept { return fd_; }
   /// True when a descriptor is held.
