@@ -1,6 +1,7 @@
 #include "hozo/job.hpp"
 
 #include <algorithm>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -26,6 +27,10 @@ namespace hozo {
 namespace {
 
 constexpr std::chrono::seconds kRemoteCommandTimeout{120};
+/// The early probe (made during preflight) stands for the wake stage's probe only this long.
+constexpr Millis kEarlyProbeMaxAge{2000};
+/// A host lease that took longer than this to get was held by another job.
+constexpr Millis kLeaseWaitedAfter{100};
 
 bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(); }
 
@@ -137,6 +142,11 @@ class Pipeline {
   std::chrono::steady_clock::time_point last_figure_log_{};  ///< last progress line in the run log
   std::optional<std::optional<RunRecord>> anchor_;  ///< anchor_run(), once read
   bool unsaved_ = false;  ///< stage results not yet in the run file (quick_stage)
+  /// The first probe of the box, made while preflight and lock check the local side (a TCP
+  /// connect and the banner: nothing the box acts on). Used by wake unless the lock had to wait.
+  std::future<ProbeResult> early_probe_;
+  std::chrono::steady_clock::time_point early_probe_at_{};
+  bool lock_waited_ = false;  ///< the host lease was not free at once: the early probe is stale
   std::string_view current_stage_;  ///< the stage running now (a literal), empty between stages
 };
 
@@ -318,7 +328,11 @@ const RunRecord* Pipeline::anchor_run() {
 Result<void> Pipeline::wake_and_wait() {
   bool up = false;
   auto r = stage("wake", [&](StageTiming& t) -> Result<void> {
-    const auto probe = sys_.probe(job_);
+    ProbeResult probe;
+    if (early_probe_.valid()) probe = early_probe_.get();
+    // The early probe was made before the lease was ours: when the lease was busy, another job
+    // may have powered the box off (or on) meanwhile; probe again then, or when it is old.
+    if (lock_waited_ || sys_.clock().steady_now() - early_probe_at_ > kEarlyProbeMaxAge) probe = sys_.probe(job_);
     if (probe.state == ProbeState::up) {
       up = true;
       rec_.was_up_before = true;
@@ -678,11 +692,15 @@ RunRecord Pipeline::run() {
     n.message = "start ping: " + n.message;
     rec_.notifications.push_back(std::move(n));
   }
+  early_probe_at_ = sys_.clock().steady_now();
+  early_probe_ = std::async(std::launch::async, [this] { return sys_.probe(job_); });
   const auto steps = [&]() -> Result<void> {
     if (auto r = stage("preflight", [&](StageTiming& t) { return preflight(t); }); !r) return r;
     if (auto r = stage("lock", [&](StageTiming& t) -> Result<void> {
+          const auto asked = sys_.clock().steady_now();
           auto lease = HostLease::acquire(state_.dir(), job_.target_host, job_.host_sharing,
                                           std::chrono::duration_cast<Millis>(job_.host_lock_timeout));
+          lock_waited_ = sys_.clock().steady_now() - asked > kLeaseWaitedAfter;
           if (!lease) return lease.error();
           lease_.emplace(std::move(*lease));
           t.message = lease_->first_user() ? "first user of the host" : "sharing the host with another job";
@@ -711,6 +729,7 @@ RunRecord Pipeline::run() {
     return verify();
   };
   (void)steps();
+  if (early_probe_.valid()) early_probe_.wait();  // preflight failed: bounded by the probe's timeouts
   if (remote_) remote_.reset();  // close our SSH session before the box goes down
   shutdown();
   if (cancelled(opt_.cancel) || rec_.exit_code == to_int(ExitCode::interrupted)) {
