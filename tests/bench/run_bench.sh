@@ -547,6 +547,7 @@ bench_overhead() {
   local i t0 hz_f=$WORK/hozo_run.ms sy_f=$WORK/syncoid.ms
   : >"$hz_f"
   : >"$sy_f"
+  : >"$WORK/hozo_own.ms"
   RSS_HOZO+=("$HWM_KB")
   RSS_TREE+=("$TREE_KB")
   for ((i = 1; i <= PAIRS; i++)); do # interleaved, so drift hits both alike
@@ -557,6 +558,9 @@ bench_overhead() {
     ((HOZO_RC == 0)) || { hozo_failed "run $i"; row_failed "hozo jobs run vs bare syncoid" "hozo run $i exited $HOZO_RC"; return; }
     [[ $(T_STATE=$STATE state_get bench 'r["was_up_before"]') == True ]] ||
       { row_failed "hozo jobs run vs bare syncoid" "run $i did not see the box as already up"; return; }
+    # hozo's own share of this very run: its wall time minus its sync stage (syncoid's run in it).
+    awk -v w="$(tail -n 1 "$hz_f")" -v s="$(T_STATE=$STATE state_get bench '[x["seconds"] for x in r["stages"] if x["name"] == "sync"][0]')" \
+      'BEGIN {printf "%.3f\n", w - 1000 * s}' >>"$WORK/hozo_own.ms"
     RSS_TREE+=("$TREE_KB")
     next_second
     t0=$(now_us)
@@ -589,6 +593,11 @@ PY
     "difference of the medians: process start, preflight, probe, libssh connect + auth, pool check, verify + holds, state writes"
   row "hozo overhead, median of the paired differences" "${pd} ms (${pr} % of syncoid)" \
     "each hozo run minus the syncoid run right after it (min ${pmin}, max ${pmax} ms); less sensitive to syncoid's own spread"
+  local om ox omin
+  read -r om ox omin n < <(stats "$WORK/hozo_own.ms")
+  row "hozo's own time in the same run (wall − its sync stage)" \
+    "$(awk -v a="$om" -v b="$sm" 'BEGIN {printf "%.1f ms (%.1f %% of bare syncoid)", a, 100 * a / b}')" \
+    "median of $n (min ${omin}, max ${ox} ms): everything but syncoid itself, without syncoid's run-to-run spread"
 }
 
 bench_rss() {
