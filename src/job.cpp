@@ -27,8 +27,9 @@ namespace hozo {
 namespace {
 
 constexpr std::chrono::seconds kRemoteCommandTimeout{120};
-/// The early probe (made during preflight) stands for the wake stage's probe only this long.
-constexpr Millis kEarlyProbeMaxAge{2000};
+/// The early contact (made during preflight) stands for the wake stage's probe and the connect
+/// stage's login only this long.
+constexpr Millis kEarlyContactMaxAge{2000};
 /// A host lease that took longer than this to get was held by another job.
 constexpr Millis kLeaseWaitedAfter{100};
 
@@ -142,11 +143,17 @@ class Pipeline {
   std::chrono::steady_clock::time_point last_figure_log_{};  ///< last progress line in the run log
   std::optional<std::optional<RunRecord>> anchor_;  ///< anchor_run(), once read
   bool unsaved_ = false;  ///< stage results not yet in the run file (quick_stage)
-  /// The first probe of the box, made while preflight and lock check the local side (a TCP
-  /// connect and the banner: nothing the box acts on). Used by wake unless the lock had to wait.
-  std::future<ProbeResult> early_probe_;
-  std::chrono::steady_clock::time_point early_probe_at_{};
-  bool lock_waited_ = false;  ///< the host lease was not free at once: the early probe is stale
+  /// The first contact with the box, made on a thread while preflight and lock check the local
+  /// side: the probe (a TCP connect and the banner) and, when sshd answered, the SSH login (no
+  /// command runs). Used by wake and connect unless the lease had to wait or it is old.
+  struct EarlyContact {
+    ProbeResult probe;
+    std::optional<Result<std::unique_ptr<CommandRunner>>> session;  ///< only when the probe found sshd
+  };
+  std::future<EarlyContact> early_contact_;
+  std::optional<Result<std::unique_ptr<CommandRunner>>> early_session_;  ///< taken by connect()
+  std::chrono::steady_clock::time_point early_contact_at_{};
+  bool lock_waited_ = false;  ///< the host lease was not free at once: the early contact is stale
   std::string_view current_stage_;  ///< the stage running now (a literal), empty between stages
 };
 
@@ -329,10 +336,17 @@ Result<void> Pipeline::wake_and_wait() {
   bool up = false;
   auto r = stage("wake", [&](StageTiming& t) -> Result<void> {
     ProbeResult probe;
-    if (early_probe_.valid()) probe = early_probe_.get();
-    // The early probe was made before the lease was ours: when the lease was busy, another job
-    // may have powered the box off (or on) meanwhile; probe again then, or when it is old.
-    if (lock_waited_ || sys_.clock().steady_now() - early_probe_at_ > kEarlyProbeMaxAge) probe = sys_.probe(job_);
+    if (early_contact_.valid()) {
+      auto early = early_contact_.get();
+      probe = std::move(early.probe);
+      early_session_ = std::move(early.session);
+    }
+    // The early contact was made before the lease was ours: when the lease was busy, another job
+    // may have powered the box off (or on) meanwhile; probe (and log in) again then, or when it is old.
+    if (lock_waited_ || sys_.clock().steady_now() - early_contact_at_ > kEarlyContactMaxAge) {
+      early_session_.reset();
+      probe = sys_.probe(job_);
+    }
     if (probe.state == ProbeState::up) {
       up = true;
       rec_.was_up_before = true;
@@ -373,7 +387,8 @@ Result<void> Pipeline::wake_and_wait() {
 
 Result<void> Pipeline::connect() {
   return stage("connect", [&](StageTiming& t) -> Result<void> {
-    auto remote = sys_.connect(job_);
+    auto remote = early_session_ ? std::move(*early_session_) : sys_.connect(job_);
+    early_session_.reset();
     if (!remote) return remote.error();
     remote_ = std::move(*remote);
     t.message = remote_->where();
@@ -692,8 +707,13 @@ RunRecord Pipeline::run() {
     n.message = "start ping: " + n.message;
     rec_.notifications.push_back(std::move(n));
   }
-  early_probe_at_ = sys_.clock().steady_now();
-  early_probe_ = std::async(std::launch::async, [this] { return sys_.probe(job_); });
+  early_contact_at_ = sys_.clock().steady_now();
+  early_contact_ = std::async(std::launch::async, [this] {
+    EarlyContact c;
+    c.probe = sys_.probe(job_);
+    if (c.probe.state == ProbeState::up && !cancelled(opt_.cancel)) c.session = sys_.connect(job_);
+    return c;
+  });
   const auto steps = [&]() -> Result<void> {
     if (auto r = stage("preflight", [&](StageTiming& t) { return preflight(t); }); !r) return r;
     if (auto r = stage("lock", [&](StageTiming& t) -> Result<void> {
@@ -729,7 +749,9 @@ RunRecord Pipeline::run() {
     return verify();
   };
   (void)steps();
-  if (early_probe_.valid()) early_probe_.wait();  // preflight failed: bounded by the probe's timeouts
+  if (early_contact_.valid()) early_contact_.wait();  // preflight failed: bounded by the probe's and login's timeouts
+  early_contact_ = {};
+  early_session_.reset();
   if (remote_) remote_.reset();  // close our SSH session before the box goes down
   shutdown();
   if (cancelled(opt_.cancel) || rec_.exit_code == to_int(ExitCode::interrupted)) {

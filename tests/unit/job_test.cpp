@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <thread>
 
 #include "hozo/job.hpp"
 #include "hozo/lock.hpp"
@@ -85,6 +86,8 @@ class FakeSystems final : public JobSystems {
   const std::atomic<bool>* set_cancel_during_sync = nullptr;
   std::atomic<bool>* cancel_flag = nullptr;
   int wakes = 0;
+  std::atomic<int> probes{0};    ///< also called from the run's early-contact thread
+  std::atomic<int> connects{0};  ///< likewise
   int power_offs = 0;
   int syncoid_runs = 0;
   FakeZfs zfs;
@@ -95,6 +98,7 @@ class FakeSystems final : public JobSystems {
   }
 
   ProbeResult probe(const Job&) override {
+    ++probes;
     ProbeResult p;
     p.state = up_before ? ProbeState::up : ProbeState::refused;
     p.banner = up_before ? "SSH-2.0-Fake" : "";
@@ -115,6 +119,7 @@ class FakeSystems final : public JobSystems {
     return w;
   }
   Result<std::unique_ptr<CommandRunner>> connect(const Job&) override {
+    ++connects;
     auto remote = std::make_unique<FakeCommandRunner>();
     remote->fallback([this](const std::vector<std::string>& argv) { return zfs.answer(argv); });
     return std::unique_ptr<CommandRunner>(std::move(remote));
@@ -247,6 +252,39 @@ TEST_F(Pipeline, BoxAlreadyUpIsLeftOn) {
   EXPECT_EQ(systems.wakes, 0);
   EXPECT_EQ(systems.power_offs, 0);
   EXPECT_EQ(r.shutdown.outcome, ShutdownOutcome::skipped_not_woken);
+}
+
+TEST_F(Pipeline, BoxAlreadyUpIsProbedAndLoggedInOnceDuringPreflight) {
+  systems.up_before = true;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(systems.probes.load(), 1);
+  EXPECT_EQ(systems.connects.load(), 1);
+}
+
+TEST_F(Pipeline, SleepingBoxIsNotLoggedInBeforeItIsWoken) {
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(systems.wakes, 1);
+  EXPECT_EQ(systems.probes.load(), 1);    // the early one: refused, so no login then
+  EXPECT_EQ(systems.connects.load(), 1);  // after the wait
+}
+
+TEST_F(Pipeline, BusyHostLeaseMeansAFreshProbeAndLogin) {
+  // Another job holds the host: what the early contact saw may be gone when the lease is ours.
+  systems.up_before = true;
+  job.host_sharing = HostSharing::wait;
+  auto other = HostLease::acquire(store.dir(), job.target_host, HostSharing::wait, Millis(1000));
+  ASSERT_TRUE(other) << other.error().message;
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    other = make_error("released");
+  });
+  const auto r = run();
+  release.join();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(systems.probes.load(), 2);
+  EXPECT_EQ(systems.connects.load(), 2);
 }
 
 TEST_F(Pipeline, AlreadyUpButShutdownOnlyIfWokenOffPowersOff) {
