@@ -109,16 +109,53 @@ std::vector<std::string> hold_op_all(CommandRunner& runner, const char* op, cons
   return result;
 }
 
-/// hold_op_all on both sides at once: the box's over the SSH session on a second thread, the
-/// source's on this one (a local zfs process must be started by the run's thread, whose SpawnWatch
-/// records its children).
-std::pair<std::vector<std::string>, std::vector<std::string>> hold_op_both(
-    CommandRunner& local, CommandRunner& remote, const char* op, const std::string& tag,
-    const std::vector<std::string>& local_snapshots, const std::vector<std::string>& remote_snapshots,
-    std::chrono::seconds timeout) {
-  auto remote_done = std::async(std::launch::async, [&] { return hold_op_all(remote, op, tag, remote_snapshots, timeout); });
-  auto local_result = hold_op_all(local, op, tag, local_snapshots, timeout);
-  return {std::move(local_result), remote_done.get()};
+/// One side's new holds, then the releases of the previous ones (warnings, "" where it worked,
+/// parallel to the inputs). `release_of[j]` is the index in `holds` of the dataset whose previous
+/// snapshot `releases[j]` is: a release runs only when that dataset's new hold worked, so no chain
+/// is left without a held snapshot on this side. When each list fits one command, both go in one
+/// round trip (run_then); otherwise, or when that fails, hold_op_all tells the snapshots apart.
+struct SideHolds {
+  std::vector<std::string> hold;
+  std::vector<std::string> release;
+};
+
+SideHolds hold_then_release(CommandRunner& runner, const std::string& tag, const std::vector<std::string>& holds,
+                            const std::vector<std::string>& releases, const std::vector<std::size_t>& release_of,
+                            std::chrono::seconds timeout) {
+  constexpr std::size_t kPerCommand = 64;  // as hold_op_all
+  SideHolds out{std::vector<std::string>(holds.size()), std::vector<std::string>(releases.size())};
+  const auto valid = [](const std::vector<std::string>& snaps) {
+    return std::all_of(snaps.begin(), snaps.end(), [](const std::string& s) {
+      return validate_dataset_name(s.substr(0, s.find('@'))).ok();
+    });
+  };
+  if (!holds.empty() && !releases.empty() && holds.size() <= kPerCommand && releases.size() <= kPerCommand &&
+      valid(holds) && valid(releases)) {
+    std::vector<std::string> hold_argv{"zfs", "hold", tag};
+    hold_argv.insert(hold_argv.end(), holds.begin(), holds.end());
+    std::vector<std::string> release_argv{"zfs", "release", tag};
+    release_argv.insert(release_argv.end(), releases.begin(), releases.end());
+    if (auto r = runner.run_then(hold_argv, release_argv, timeout); r && r->first.exit_status == 0) {
+      if (r->second && r->second->exit_status == 0) return out;
+      out.release = hold_op_all(runner, "release", tag, releases, timeout);  // the holds are in place
+      return out;
+    }
+  }
+  out.hold = hold_op_all(runner, "hold", tag, holds, timeout);
+  std::vector<std::string> to_release;
+  std::vector<std::size_t> where;
+  for (std::size_t j = 0; j < releases.size(); ++j) {
+    if (out.hold[release_of[j]].empty()) {
+      to_release.push_back(releases[j]);
+      where.push_back(j);
+    } else {
+      out.release[j] = fmt::format("kept hold {} on {} on {}: the hold on the new snapshot failed", tag, releases[j],
+                                   runner.where());
+    }
+  }
+  const auto released = hold_op_all(runner, "release", tag, to_release, timeout);
+  for (std::size_t k = 0; k < where.size(); ++k) out.release[where[k]] = released[k];
+  return out;
 }
 
 }  // namespace
@@ -135,10 +172,12 @@ std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRu
       warnings.push_back(w);
     }
   };
-  // The new holds first (both sides at once), then the releases of the previous ones: a chain is
-  // never left without a held snapshot because a release came before the hold.
+  // Each side holds the new snapshots, then releases the previous ones (both sides at once: the
+  // box's over the SSH session on a second thread, the source's on this one, whose SpawnWatch
+  // records its children): a chain is never left without a held snapshot.
   std::vector<DatasetVerification*> held;
   std::vector<std::string> hold_local, hold_remote, release_local, release_remote;
+  std::vector<std::size_t> release_of;
   for (auto& d : datasets) {
     const std::string snap = snapshot_part(d.newest_source_snapshot);
     if (!d.guid_match || snap.empty()) continue;
@@ -150,18 +189,21 @@ std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRu
       if (p.source != d.source || p.held_snapshot.empty() || p.held_snapshot == snap) continue;
       release_local.push_back(p.source + "@" + p.held_snapshot);
       release_remote.push_back(p.target + "@" + p.held_snapshot);
+      release_of.push_back(held.size() - 1);
     }
   }
-  const auto [failed_local, failed_remote] = hold_op_both(local, remote, "hold", tag, hold_local, hold_remote, timeout);
+  auto remote_done = std::async(std::launch::async, [&] {
+    return hold_then_release(remote, tag, hold_remote, release_remote, release_of, timeout);
+  });
+  const SideHolds on_local = hold_then_release(local, tag, hold_local, release_local, release_of, timeout);
+  const SideHolds on_remote = remote_done.get();
   for (std::size_t i = 0; i < held.size(); ++i) {
-    if (failed_local[i].empty() && failed_remote[i].empty()) held[i]->held_snapshot = snapshot_part(hold_local[i]);
+    if (on_local.hold[i].empty() && on_remote.hold[i].empty()) held[i]->held_snapshot = snapshot_part(hold_local[i]);
   }
-  warn(failed_local);
-  warn(failed_remote);
-  const auto [released_local, released_remote] =
-      hold_op_both(local, remote, "release", tag, release_local, release_remote, timeout);
-  warn(released_local);
-  warn(released_remote);
+  warn(on_local.hold);
+  warn(on_remote.hold);
+  warn(on_local.release);
+  warn(on_remote.release);
   return warnings;
 }
 

@@ -40,9 +40,10 @@ BookmarkDecision decide_create_bookmark(const SyncoidSettings& settings, Bookmar
 std::string hold_tag(const Job& job);
 
 /// Holds the newest verified snapshot of every dataset in `datasets` (those with guid_match) on
-/// both sides and releases the snapshot held by `previous` (the last successful run, may be null)
-/// when it differs. Sets held_snapshot on each dataset held. Failures are warnings (returned as
-/// lines, also logged), never an error of the run.
+/// both sides and then, on each side where that hold worked, releases the snapshot held by
+/// `previous` (the last successful run, may be null) when it differs; one round trip per side when
+/// the lists fit one command each (CommandRunner::run_then). Sets held_snapshot on each dataset
+/// held on both sides. Failures are warnings (returned as lines, also logged), never an error.
 std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRunner& remote, const Job& job,
                                                  std::vector<DatasetVerification>& datasets,
                                                  const RunRecord* previous, std::chrono::seconds timeout);
