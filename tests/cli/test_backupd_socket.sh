@@ -71,7 +71,12 @@ timeout 10 systemd-socket-activate -l "127.0.0.1:$p1" -l "127.0.0.1:$p2" "$backu
   >"$work/log2" 2>&1 &
 pid=$!
 pids+=($pid)
-curl -s --max-time 2 "http://127.0.0.1:$p1/ping" >/dev/null 2>&1  # the first connection starts it
+# The first connection starts it; until systemd-socket-activate listens, curl cannot connect (7).
+for _ in $(seq 1 50); do
+  curl -s --max-time 2 "http://127.0.0.1:$p1/ping" >/dev/null 2>&1
+  [[ $? != 7 ]] && break
+  sleep 0.1
+done
 wait "$pid" || rc=$?
 pids=()
 [[ $rc == 78 ]] && grep -q "systemd passed 2 sockets" "$work/log2" && ok "two sockets: exit 78, named" ||
