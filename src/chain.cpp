@@ -25,10 +25,27 @@ bool benign(const CommandOutput& out, std::string_view what) {
   return out.exit_status == 0 || out.err.find(what) != std::string::npos;
 }
 
+/// Snapshots per `zfs hold|release` command: keeps the command line short for jobs with many datasets.
+constexpr std::size_t kSnapshotsPerCommand = 64;
+
+/// The dataset part of "pool/ds@snap" is a valid dataset name.
+bool valid_snapshot(const std::string& snapshot) {
+  return validate_dataset_name(snapshot.substr(0, snapshot.find('@'))).ok();
+}
+
+/// `zfs OP TAG SNAP...` for snapshots[begin, end).
+std::vector<std::string> hold_argv(const char* op, const std::string& tag, const std::vector<std::string>& snapshots,
+                                   std::size_t begin, std::size_t end) {
+  std::vector<std::string> argv{"zfs", op, tag};
+  argv.insert(argv.end(), snapshots.begin() + static_cast<std::ptrdiff_t>(begin),
+              snapshots.begin() + static_cast<std::ptrdiff_t>(end));
+  return argv;
+}
+
 /// `zfs hold|release TAG DATASET@SNAP`; "" when it worked (or was already so), else a warning.
 std::string hold_op(CommandRunner& runner, const char* op, const std::string& tag, const std::string& snapshot,
                     std::chrono::seconds timeout) {
-  if (!validate_dataset_name(snapshot.substr(0, snapshot.find('@')))) return fmt::format("bad snapshot {}", snapshot);
+  if (!valid_snapshot(snapshot)) return fmt::format("bad snapshot {}", snapshot);
   auto r = runner.run({"zfs", op, tag, snapshot}, timeout);
   if (!r) return fmt::format("zfs {} {} {} on {}: {}", op, tag, snapshot, runner.where(), r.error().message);
   // A hold that exists already, or a release of one that is gone, is what we wanted.
@@ -92,17 +109,12 @@ namespace {
 std::vector<std::string> hold_op_all(CommandRunner& runner, const char* op, const std::string& tag,
                                      const std::vector<std::string>& snapshots, std::chrono::seconds timeout) {
   std::vector<std::string> result(snapshots.size());
-  constexpr std::size_t kPerCommand = 64;  // keeps the command line short for jobs with many datasets
-  for (std::size_t begin = 0; begin < snapshots.size(); begin += kPerCommand) {
-    const std::size_t end = std::min(snapshots.size(), begin + kPerCommand);
-    std::vector<std::string> argv{"zfs", op, tag};
-    bool valid = end - begin > 1;
-    for (std::size_t i = begin; i < end; ++i) {
-      valid = valid && validate_dataset_name(snapshots[i].substr(0, snapshots[i].find('@'))).ok();
-      argv.push_back(snapshots[i]);
-    }
+  for (std::size_t begin = 0; begin < snapshots.size(); begin += kSnapshotsPerCommand) {
+    const std::size_t end = std::min(snapshots.size(), begin + kSnapshotsPerCommand);
+    const bool valid = end - begin > 1 && std::all_of(snapshots.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                      snapshots.begin() + static_cast<std::ptrdiff_t>(end), valid_snapshot);
     if (valid) {
-      if (auto r = runner.run(argv, timeout); r && r->exit_status == 0) continue;
+      if (auto r = runner.run(hold_argv(op, tag, snapshots, begin, end), timeout); r && r->exit_status == 0) continue;
     }
     for (std::size_t i = begin; i < end; ++i) result[i] = hold_op(runner, op, tag, snapshots[i], timeout);
   }
@@ -122,20 +134,14 @@ struct SideHolds {
 SideHolds hold_then_release(CommandRunner& runner, const std::string& tag, const std::vector<std::string>& holds,
                             const std::vector<std::string>& releases, const std::vector<std::size_t>& release_of,
                             std::chrono::seconds timeout) {
-  constexpr std::size_t kPerCommand = 64;  // as hold_op_all
   SideHolds out{std::vector<std::string>(holds.size()), std::vector<std::string>(releases.size())};
-  const auto valid = [](const std::vector<std::string>& snaps) {
-    return std::all_of(snaps.begin(), snaps.end(), [](const std::string& s) {
-      return validate_dataset_name(s.substr(0, s.find('@'))).ok();
-    });
+  const auto one_command = [](const std::vector<std::string>& snaps) {
+    return !snaps.empty() && snaps.size() <= kSnapshotsPerCommand && std::all_of(snaps.begin(), snaps.end(), valid_snapshot);
   };
-  if (!holds.empty() && !releases.empty() && holds.size() <= kPerCommand && releases.size() <= kPerCommand &&
-      valid(holds) && valid(releases)) {
-    std::vector<std::string> hold_argv{"zfs", "hold", tag};
-    hold_argv.insert(hold_argv.end(), holds.begin(), holds.end());
-    std::vector<std::string> release_argv{"zfs", "release", tag};
-    release_argv.insert(release_argv.end(), releases.begin(), releases.end());
-    if (auto r = runner.run_then(hold_argv, release_argv, timeout); r && r->first.exit_status == 0) {
+  if (one_command(holds) && one_command(releases)) {
+    if (auto r = runner.run_then(hold_argv("hold", tag, holds, 0, holds.size()),
+                                 hold_argv("release", tag, releases, 0, releases.size()), timeout);
+        r && r->first.exit_status == 0) {
       if (r->second && r->second->exit_status == 0) return out;
       out.release = hold_op_all(runner, "release", tag, releases, timeout);  // the holds are in place
       return out;

@@ -225,7 +225,6 @@ bool is_supported_version(std::string_view line) {
   return starts_with(line, "SSH-2.0-") || starts_with(line, "SSH-1.99-");
 }
 
-/// Reads lines until the SSH version line (RFC 4253 4.2 allows other lines before it).
 /// KeepSocket::yes: waits for the first data and peeks at it. True (result up) when it is a whole
 /// supported SSH version line: libssh then reads it again from the same socket. Anything else
 /// (lines before the banner, a line split over packets, an old version) is left for read_banner.
@@ -254,6 +253,7 @@ bool peek_banner(int fd, SteadyTime deadline, ProbeResult& result) {
   }
 }
 
+/// Reads lines until the SSH version line (RFC 4253 4.2 allows other lines before it).
 void read_banner(int fd, Millis timeout, ProbeResult& result) {
   const SteadyTime deadline = SteadyClock::now() + timeout;
   std::string buffer;

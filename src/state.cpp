@@ -853,10 +853,7 @@ Result<std::optional<RunRecord>> StateStore::find_run(std::string_view run_id) c
     }
   }
   for (const auto& [name, js] : doc->jobs) {
-    if (auto rec = read_json_file<RunRecord>(run_file_in(runs_dir(name), run_id))) {
-      resolve_orphaned(*rec);
-      return std::optional<RunRecord>(std::move(*rec));
-    }
+    if (auto rec = job_run(name, run_id)) return rec;
   }
   return std::optional<RunRecord>();
 }
