@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <future>
 #include <map>
 #include <optional>
 #include <csignal>
@@ -30,6 +31,7 @@
 #include "hozo/schedule.hpp"
 #include "hozo/serve/metrics.hpp"
 #include "hozo/ssh.hpp"
+#include "hozo/ssh_api.hpp"
 #include "hozo/state.hpp"
 #include "hozo/status_json.hpp"
 #include "hozo/transfer.hpp"
@@ -194,10 +196,30 @@ std::optional<StateStore> open_state_read(const Globals& g, const Config& config
   return std::nullopt;
 }
 
-/// Every job's summary (last run, last success, running runs); empty without a state file.
-std::map<std::string, JobSummary> read_summaries(const std::optional<StateStore>& store) {
-  if (!store) return {};
-  return unwrap(store->summaries());
+/// The config, the state (nullopt without a state file, as open_state_read) and every job's
+/// summary (last run, last success, running runs). The summaries are read on a second thread while
+/// the config is parsed: with hundreds of jobs each takes milliseconds, and neither needs the other.
+struct ConfigAndSummaries {
+  Config config;
+  std::optional<StateStore> store;
+  std::map<std::string, JobSummary> summaries;
+};
+
+ConfigAndSummaries load_with_summaries(const Globals& g, MissingState missing) {
+  const std::filesystem::path path = g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
+  std::error_code ec;
+  std::future<Result<std::map<std::string, JobSummary>>> read;
+  if (std::filesystem::exists(path, ec)) {
+    read = std::async(std::launch::async, [path]() -> Result<std::map<std::string, JobSummary>> {
+      auto store = StateStore::open(path);  // reading only: the history limit does not matter
+      if (!store) return std::move(store).error();
+      return store->summaries();
+    });
+  }
+  ConfigAndSummaries out{load(g), std::nullopt, {}};  // a config error leaves; ~future waits for the read
+  out.store = open_state_read(g, out.config, missing);
+  if (out.store && read.valid()) out.summaries = unwrap(read.get());
+  return out;
 }
 
 /// "2026-12-01T20:00:05Z" -> "2026-12-01 20:00" (UTC) for narrow tables.
@@ -264,9 +286,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 enum class ListFormat { narrow, wide };
 
 int cmd_jobs_list(const Globals& g, ListFormat format) {
-  const auto config = load(g);
-  const auto store = open_state_read(g, config, MissingState::warn);
-  const auto all = read_summaries(store);
+  const auto [config, store, all] = load_with_summaries(g, MissingState::warn);
   const auto last_of = [&](const std::string& name) -> const RunRecord* {
     const auto it = all.find(name);
     return it == all.end() ? nullptr : it->second.newest();
@@ -371,6 +391,7 @@ class TtyReporter final : public RunReporter {
 };
 
 int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool all, bool dry_run, bool force_rollback) {
+  if (!dry_run) libssh::preload();  // maps libssh + libcrypto while the config is read and preflight runs
   const auto config = load(g);
   const std::vector<const Job*> jobs = select_jobs(config, names, all);
   // --all runs the usable jobs; the broken ones still make the exit code 78.
@@ -498,9 +519,7 @@ std::string last_success_text(const JobHealth& h, const JobSummary* js) {
 }
 
 int cmd_status(const Globals& g, const std::string& name) {
-  const auto config = load(g);
-  const auto store = open_state_read(g, config, MissingState::fail);
-  const auto all = read_summaries(store);
+  const auto [config, store, all] = load_with_summaries(g, MissingState::fail);
   const auto now = std::chrono::system_clock::now();
   const auto summary_of = [&](const std::string& n) -> const JobSummary* {
     const auto it = all.find(n);

@@ -19,6 +19,7 @@
 
 #include "hozo/box.hpp"
 #include "hozo/lock.hpp"
+#include "hozo/ssh_api.hpp"
 #include "hozo/util/fd.hpp"
 #include "hozo/util/fs.hpp"
 #include "ssh_key.hpp"
@@ -185,6 +186,7 @@ std::string authorized_keys_line(std::string_view public_line, std::string_view 
 // ------------------------------------------------------------------------------ files
 
 Result<IdentityKey> ensure_identity_key(const std::filesystem::path& path, std::string_view comment) {
+  if (auto loaded = libssh::load(); !loaded) return std::move(loaded).error();
   IdentityKey out;
   out.private_path = path;
   const std::filesystem::path pub_path = path.string() + ".pub";

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "hozo/ssh.hpp"
+#include "hozo/ssh_api.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/util/strings.hpp"
 
@@ -62,6 +63,7 @@ struct SessionDeleter {
 enum class Entry { found, missing, unreadable };
 
 Entry known_hosts_entry(const std::filesystem::path& file, const std::string& host, int port) {
+  if (!libssh::load()) return Entry::unreadable;
   std::unique_ptr<std::remove_pointer_t<ssh_session>, SessionDeleter> session(ssh_new());
   if (!session) return Entry::unreadable;
   int no = 0;
@@ -117,6 +119,7 @@ std::optional<std::string> identity_file_problem(const std::filesystem::path& pa
                        path.string(), path.string());
   }
   ssh_key key = nullptr;
+  if (auto loaded = libssh::load(); !loaded) return loaded.error().message;
   if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK || key == nullptr) {
     return fmt::format("{} is not a private key libssh can read (or it is protected by a passphrase)", path.string());
   }

@@ -1,5 +1,7 @@
 #include "hozo/ssh.hpp"
 
+#include "hozo/ssh_api.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,11 +38,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr Millis kPollSlice{200};          // longest single wait inside the exec loop
 constexpr Millis kMinConnectTimeout{100};  // libssh treats a zero timeout as "forever"
-
-void init_libssh() {
-  static std::once_flag once;
-  std::call_once(once, [] { ssh_init(); });
-}
 
 std::filesystem::path home_dir() {
   if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') return home;
@@ -257,7 +254,7 @@ using Impl = SshSession::Impl;
 
 /// Creates the session with explicit options and opens the transport (TCP + key exchange).
 Result<std::unique_ptr<Impl>> open_transport(const SshOptions& options) {
-  init_libssh();
+  if (auto loaded = libssh::load(); !loaded) return std::move(loaded).error();
   if (options.host.empty()) return make_error(ExitCode::config, "SSH: no host given");
   if (options.port <= 0 || options.port > 65535) {
     return make_error(ExitCode::config, "SSH: invalid port {} for {}", options.port, options.host);
@@ -667,6 +664,7 @@ SshSession& SshSession::operator=(SshSession&&) noexcept = default;
 SshSession::~SshSession() = default;
 
 Result<SshSession> SshSession::connect(const SshOptions& options) {
+  if (auto loaded = libssh::load(); !loaded) return std::move(loaded).error();
   auto identity = resolve_identity_file(options);
   if (!identity) return std::move(identity).error();
   auto key = load_identity(*identity);

@@ -8,7 +8,7 @@
 #
 # Environment: HOZO_BUILD_DIR (default <repo>/build), HOZO_BIN (default $HOZO_BUILD_DIR/hozo),
 # ZFS_PARSE_BENCH (a built zfs_parse_bench; default: the CMake target if configured, else compiled
-# here), STATE_BENCH (a built state_bench), BENCH_ONLY=state (sections 4-6 only, no lab) or lab (sections 1-3 only), BENCH_RUNS (timed repetitions, default 5), BENCH_PAIRS (hozo/syncoid pairs of section 2, default 11), BENCH_KEEP=1 (keep the work dir), LAB_ID
+# here), STATE_BENCH (a built state_bench), BENCH_ONLY=state (sections 4-6 only, no lab) or lab (sections 1-3 only), BENCH_RUNS (timed repetitions, default 5), BENCH_CLI_RUNS (section 4's timed `jobs list` and `status`, default 21), BENCH_UNSTRIPPED=1 (time the build's binary, not a stripped copy like the .deb's), BENCH_PAIRS (hozo/syncoid pairs of section 2, default 11), BENCH_KEEP=1 (keep the work dir), LAB_ID
 # (default bn<pid>).
 #
 # Sections 1-3 bring up their own lab (tests/lab/lab.sh: network namespaces, a sleeping box with a
@@ -21,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${HOZO_BUILD_DIR:-$ROOT/build}
 HOZO_BIN=${HOZO_BIN:-$BUILD/hozo}
 RUNS=${BENCH_RUNS:-5}
+CLI_RUNS=${BENCH_CLI_RUNS:-21} # section 4: a `status` takes milliseconds, and this VM's speed drifts by +-30 % between runs
 PAIRS=${BENCH_PAIRS:-11} # section 2: syncoid alone varies by +-100 ms between runs, the size of the goal
 PY=/usr/bin/python3
 TIME_BIN=/usr/bin/time
@@ -37,6 +38,7 @@ die() {
 [[ $(id -u) -eq 0 ]] || die "needs root (lab network namespaces, zfs-fuse); run: sudo $0"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$RUNS')"
 [[ $PAIRS =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAIRS must be a positive integer (got '$PAIRS')"
+[[ $CLI_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_CLI_RUNS must be a positive integer (got '$CLI_RUNS')"
 [[ -x $PY ]] || die "$PY missing (apt-get install python3)"
 command -v unshare >/dev/null || die "unshare (util-linux) missing"
 if [[ ! -x $TIME_BIN ]]; then
@@ -52,6 +54,15 @@ HOZO_BIN=$(cd "$(dirname "$HOZO_BIN")" && pwd)/$(basename "$HOZO_BIN")
 
 WORK=$(mktemp -d /tmp/hozo-bench.XXXXXX) || die "mktemp failed"
 chmod 700 "$WORK"
+# The binary users run is the .deb's, which cpack strips (CPACK_STRIP_FILES): a RelWithDebInfo
+# build is ~50 times its size, and on a machine whose page cache is cold (a nightly timer, or this
+# VM, which evicts file pages within seconds) every start reads more of it back. BENCH_UNSTRIPPED=1
+# times the build's binary as it is.
+HOZO_BUILT=$HOZO_BIN
+if [[ ${BENCH_UNSTRIPPED:-0} != 1 ]]; then
+  strip -o "$WORK/hozo" "$HOZO_BIN" || die "strip $HOZO_BIN failed (binutils)"
+  HOZO_BIN=$WORK/hozo
+fi
 LAB_ID=${LAB_ID:-bn$$}
 LAB_IS_UP=0
 TAIL_PID=
@@ -400,10 +411,10 @@ PY
   row "migration of the old state file, 200 jobs x 50 runs" "${mig_ms} ms" \
     "one \`hozo jobs run\` (preflight fails) = its first write; ${runs_files} run files written (+1 new run); \`hozo status\` on the old format took ${v1_ms} ms; summary now ${summary_size} bytes"
   # The timing loop runs inside ONE fresh network namespace (created once, outside the timed part).
-  log "4. timing jobs list / status ($RUNS runs each, in an empty network namespace)"
+  log "4. timing jobs list / status ($CLI_RUNS runs each, in an empty network namespace)"
   if ! unshare --net -- "$BASH" -c "$(declare -f timeit); set -uo pipefail
-      timeit $RUNS $(printf %q "$d/list.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") jobs list &&
-      timeit $RUNS $(printf %q "$d/status.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") status"; then
+      timeit $CLI_RUNS $(printf %q "$d/list.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") jobs list &&
+      timeit $CLI_RUNS $(printf %q "$d/status.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") status"; then
     row_failed "hozo jobs list / status, 200 jobs" "a timed run failed: $(tail -n 1 "$d"/*.ms.err 2>/dev/null)"
     return
   fi
@@ -623,7 +634,7 @@ bench_rss() {
 # main
 # =============================================================================================
 T_START=$SECONDS
-log "hozo: $HOZO_BIN ($("$HOZO_BIN" --version 2>/dev/null | head -n 1)); $RUNS runs per measurement, $PAIRS pairs in section 2; work dir $WORK"
+log "hozo: $HOZO_BIN (from $HOZO_BUILT; $("$HOZO_BIN" --version 2>/dev/null | head -n 1)); $RUNS runs per measurement, $PAIRS pairs in section 2; work dir $WORK"
 if [[ ${BENCH_ONLY:-} == lab ]]; then
   log "BENCH_ONLY=lab: only the lab sections 1-3"
 else
