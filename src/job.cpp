@@ -701,12 +701,7 @@ RunRecord Pipeline::run() {
   ScopedSpawnWatch watching(watch);
   started_ = sys_.clock().steady_now();
   spdlog::info("[{}] run {} started (pid {})", job_.name, rec_.run_id, rec_.pid);
-  // The healthchecks /start ping; a failure is recorded, never fatal.
-  for (auto& n : sys_.notify_start(job_)) {
-    if (n.ok) continue;
-    n.message = "start ping: " + n.message;
-    rec_.notifications.push_back(std::move(n));
-  }
+  // First, so the probe and login run during the start ping too.
   early_contact_at_ = sys_.clock().steady_now();
   early_contact_ = std::async(std::launch::async, [this] {
     EarlyContact c;
@@ -714,6 +709,12 @@ RunRecord Pipeline::run() {
     if (c.probe.state == ProbeState::up && !cancelled(opt_.cancel)) c.session = sys_.connect(job_);
     return c;
   });
+  // The healthchecks /start ping; a failure is recorded, never fatal.
+  for (auto& n : sys_.notify_start(job_)) {
+    if (n.ok) continue;
+    n.message = "start ping: " + n.message;
+    rec_.notifications.push_back(std::move(n));
+  }
   const auto steps = [&]() -> Result<void> {
     if (auto r = stage("preflight", [&](StageTiming& t) { return preflight(t); }); !r) return r;
     if (auto r = stage("lock", [&](StageTiming& t) -> Result<void> {

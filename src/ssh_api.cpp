@@ -1,5 +1,6 @@
 #include "hozo/ssh_api.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -7,6 +8,7 @@
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
+#include <spdlog/spdlog.h>
 
 #include "hozo/util/shared_library.hpp"
 
@@ -95,8 +97,10 @@ std::once_flag g_once;
 Result<void> g_loaded = ok();
 
 void load_once() {
+  const auto start = std::chrono::steady_clock::now();
   auto lib = SharedLibrary::open("libssh.so.4", "libssh-4");
   g_loaded = lib ? resolve(*lib) : Result<void>(std::move(lib).error());
+  spdlog::debug("libssh loaded in {:.1f} ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
 }
 
 /// The functions for a call from code that did not check load(): loads now, or ends the process
