@@ -208,8 +208,9 @@ struct ConfigAndSummaries {
 ConfigAndSummaries load_with_summaries(const Globals& g, MissingState missing) {
   const std::filesystem::path path = g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
   std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
   std::future<Result<std::map<std::string, JobSummary>>> read;
-  if (std::filesystem::exists(path, ec)) {
+  if (exists) {
     read = std::async(std::launch::async, [path]() -> Result<std::map<std::string, JobSummary>> {
       auto store = StateStore::open(path);  // reading only: the history limit does not matter
       if (!store) return std::move(store).error();
@@ -217,8 +218,13 @@ ConfigAndSummaries load_with_summaries(const Globals& g, MissingState missing) {
     });
   }
   ConfigAndSummaries out{load(g), std::nullopt, {}};  // a config error leaves; ~future waits for the read
-  out.store = open_state_read(g, out.config, missing);
-  if (out.store && read.valid()) out.summaries = unwrap(read.get());
+  if (!exists) {
+    out.store = open_state_read(g, out.config, missing);  // warns, or fails, as without the thread
+    return out;
+  }
+  // Not open_state_read: the read may have moved a corrupt file aside, which is not a missing one.
+  out.store = open_state(g, &out.config);
+  out.summaries = unwrap(read.get());
   return out;
 }
 
