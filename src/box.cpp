@@ -109,8 +109,23 @@ Result<std::string> ready_backup_disk(JobSystems& systems, const Job& job, Comma
   return fmt::format("{}: {}", job.backup_device, ready->message);
 }
 
+std::set<std::string> target_pools(const Job& job) {
+  std::set<std::string> pools;
+  for (const auto& pair : job.datasets) pools.insert(pool_of(pair.target));
+  return pools;
+}
+
+bool pools_listable_early(const Job& job) { return job.backup_device.empty() && !job.agent; }
+
+ListedPools list_pools_early(CommandRunner& remote, const std::set<std::string>& pools, std::chrono::seconds timeout) {
+  ListedPools out;
+  for (const auto& pool : pools) out.emplace(pool, zpool_health_if_imported(remote, pool, timeout));
+  return out;
+}
+
 Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, CommandRunner& remote,
-                                         const std::set<std::string>& pools, std::chrono::seconds timeout) {
+                                         const std::set<std::string>& pools, std::chrono::seconds timeout,
+                                         const ListedPools* listed) {
   std::optional<AgentStatus> agent;
   if (auto st = systems.agent_status(job)) {
     agent = std::move(*st);
@@ -125,10 +140,12 @@ Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, Co
                                                       : make_error("pool {} not listed", pool);
     if (from_agent == nullptr) {  // backupd lists imported pools only
       // One round trip for an imported pool (the usual case): its health says it is there.
-      auto listed = zpool_health_if_imported(remote, pool, timeout);
-      if (!listed) return listed.error();
-      if (*listed) {
-        health = std::move(**listed);
+      const auto early = listed != nullptr ? listed->find(pool) : ListedPools::const_iterator{};
+      const bool answered = listed != nullptr && early != listed->end() && early->second.ok();
+      auto imported_health = answered ? early->second : zpool_health_if_imported(remote, pool, timeout);
+      if (!imported_health) return imported_health.error();
+      if (*imported_health) {
+        health = std::move(**imported_health);
       } else {
         auto imported = import_pool_if_needed(remote, job, pool, timeout);
         if (!imported) return imported.error();

@@ -5,12 +5,12 @@
 #include <set>
 #include <thread>
 
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "hozo/box.hpp"
 #include "hozo/chain.hpp"
 #include "hozo/lock.hpp"
+#include "hozo/log.hpp"
 #include "hozo/notify.hpp"
 #include "hozo/recover.hpp"
 #include "hozo/ssh.hpp"
@@ -54,46 +54,80 @@ BookmarkDecision bookmark_decision(CommandRunner& local, const Job& job) {
 
 Error interrupted_error() { return Error{"interrupted by signal", ExitCode::interrupted}; }
 
-/// Adds the run's log file to the default logger for the lifetime of the run.
+/// The run's log file (run_log) for the lifetime of the run, with debug lines whatever the
+/// console shows. Until the file is known (the run is recorded first) the lines are buffered:
+/// the early contact logs its login while the run is still being recorded.
 class RunLogSink {
  public:
-  explicit RunLogSink(const std::filesystem::path& path) {
-    try {
-      sink_ = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
-      sink_->set_pattern("%Y-%m-%dT%H:%M:%S.%e %-5l %v");
-      sink_->set_level(spdlog::level::debug);
-      spdlog::default_logger()->sinks().push_back(sink_);
-      if (spdlog::default_logger()->level() > spdlog::level::debug) {
-        previous_level_ = spdlog::default_logger()->level();
-        // The console sinks keep (at least) their old threshold; the file gets debug lines too.
-        for (auto& s : spdlog::default_logger()->sinks()) {
-          if (s != sink_ && s->level() < *previous_level_) s->set_level(*previous_level_);
-        }
-        spdlog::default_logger()->set_level(spdlog::level::debug);
+  RunLogSink() {
+    auto& logger = *spdlog::default_logger();
+    if (logger.level() > spdlog::level::debug) {
+      previous_level_ = logger.level();
+      raised_ = true;
+      // The console sinks keep (at least) their old threshold; the file gets debug lines too.
+      for (auto& s : logger.sinks()) {
+        if (s->level() < previous_level_) s->set_level(previous_level_);
       }
-    } catch (const spdlog::spdlog_ex& e) {
-      spdlog::warn("cannot open run log {}: {}", path.string(), e.what());
-      sink_.reset();
+      logger.set_level(spdlog::level::debug);
     }
+    run_log::begin();
   }
   RunLogSink(const RunLogSink&) = delete;
   RunLogSink& operator=(const RunLogSink&) = delete;
   ~RunLogSink() {
-    if (!sink_) return;
-    auto& sinks = spdlog::default_logger()->sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-    if (previous_level_) spdlog::default_logger()->set_level(*previous_level_);
+    run_log::end();
+    if (raised_) spdlog::default_logger()->set_level(previous_level_);
+  }
+
+  /// From now on the lines go to `path`, starting with those buffered so far.
+  void open(const std::filesystem::path& path) {
+    if (auto problem = run_log::open(path); !problem.empty()) {
+      spdlog::warn("cannot open run log {}: {}", path.string(), problem);
+    }
   }
 
  private:
-  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink_;
-  std::optional<spdlog::level::level_enum> previous_level_;
+  spdlog::level::level_enum previous_level_ = spdlog::level::info;
+  bool raised_ = false;  ///< the logger's level was lowered to debug for the run
 };
+
+/// The first contact with the box, made on a thread while the run is recorded and preflight and
+/// lock check the local side: the probe (a TCP connect and the banner) and, when sshd answered,
+/// the SSH login and the pool stage's listing (no other command runs). Used by wake, connect and
+/// pool unless the lease had to wait or it is old.
+struct EarlyContact {
+  ProbeResult probe;
+  std::optional<Result<std::unique_ptr<CommandRunner>>> session;  ///< only when the probe found sshd
+  ListedPools pools;  ///< the pool stage's first round trips (pools_listable_early)
+};
+
+/// Starts the early contact. `abandon` (set when the run cannot begin) skips what is not done yet.
+std::future<EarlyContact> start_early_contact(const Job& job, JobSystems& sys, const std::atomic<bool>* cancel,
+                                              const std::atomic<bool>& abandon) {
+  return std::async(std::launch::async, [&job, &sys, cancel, &abandon] {
+    const auto go_on = [&] { return !cancelled(cancel) && !abandon.load(); };
+    EarlyContact c;
+    c.probe = sys.probe(job);
+    if (c.probe.state == ProbeState::up && go_on()) c.session = sys.connect(job);
+    if (c.session && *c.session && go_on() && pools_listable_early(job)) {
+      c.pools = list_pools_early(***c.session, target_pools(job), kRemoteCommandTimeout);
+    }
+    return c;
+  });
+}
 
 class Pipeline {
  public:
-  Pipeline(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options, RunRecord record)
-      : job_(job), state_(state), sys_(systems), opt_(options), rec_(std::move(record)), work_(job) {}
+  Pipeline(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options, RunRecord record,
+           std::future<EarlyContact> early_contact, std::chrono::steady_clock::time_point early_contact_at)
+      : job_(job),
+        state_(state),
+        sys_(systems),
+        opt_(options),
+        rec_(std::move(record)),
+        work_(job),
+        early_contact_(std::move(early_contact)),
+        early_contact_at_(early_contact_at) {}
 
   RunRecord run();
 
@@ -143,15 +177,9 @@ class Pipeline {
   std::chrono::steady_clock::time_point last_figure_log_{};  ///< last progress line in the run log
   std::optional<std::optional<RunRecord>> anchor_;  ///< anchor_run(), once read
   bool unsaved_ = false;  ///< stage results not yet in the run file (quick_stage)
-  /// The first contact with the box, made on a thread while preflight and lock check the local
-  /// side: the probe (a TCP connect and the banner) and, when sshd answered, the SSH login (no
-  /// command runs). Used by wake and connect unless the lease had to wait or it is old.
-  struct EarlyContact {
-    ProbeResult probe;
-    std::optional<Result<std::unique_ptr<CommandRunner>>> session;  ///< only when the probe found sshd
-  };
-  std::future<EarlyContact> early_contact_;
+  std::future<EarlyContact> early_contact_;  ///< see EarlyContact
   std::optional<Result<std::unique_ptr<CommandRunner>>> early_session_;  ///< taken by connect()
+  std::optional<ListedPools> early_pools_;  ///< the early listing, while remote_ is the early session
   std::chrono::steady_clock::time_point early_contact_at_{};
   bool lock_waited_ = false;  ///< the host lease was not free at once: the early contact is stale
   std::string_view current_stage_;  ///< the stage running now (a literal), empty between stages
@@ -340,11 +368,13 @@ Result<void> Pipeline::wake_and_wait() {
       auto early = early_contact_.get();
       probe = std::move(early.probe);
       early_session_ = std::move(early.session);
+      if (early_session_ && pools_listable_early(job_)) early_pools_ = std::move(early.pools);
     }
     // The early contact was made before the lease was ours: when the lease was busy, another job
     // may have powered the box off (or on) meanwhile; probe (and log in) again then, or when it is old.
     if (lock_waited_ || sys_.clock().steady_now() - early_contact_at_ > kEarlyContactMaxAge) {
       early_session_.reset();
+      early_pools_.reset();
       probe = sys_.probe(job_);
     }
     if (probe.state == ProbeState::up) {
@@ -387,8 +417,10 @@ Result<void> Pipeline::wake_and_wait() {
 
 Result<void> Pipeline::connect() {
   return stage("connect", [&](StageTiming& t) -> Result<void> {
-    auto remote = early_session_ ? std::move(*early_session_) : sys_.connect(job_);
+    const bool early = early_session_.has_value();
+    auto remote = early ? std::move(*early_session_) : sys_.connect(job_);
     early_session_.reset();
+    if (!early) early_pools_.reset();
     if (!remote) return remote.error();
     remote_ = std::move(*remote);
     t.message = remote_->where();
@@ -407,9 +439,9 @@ Result<void> Pipeline::disk() {
 
 Result<void> Pipeline::pools() {
   return stage("pool", [&](StageTiming& t) -> Result<void> {
-    std::set<std::string> pools;
-    for (const auto& pair : job_.datasets) pools.insert(pool_of(pair.target));
-    auto prepared = prepare_target_pools(sys_, job_, *remote_, pools, kRemoteCommandTimeout);
+    auto prepared = prepare_target_pools(sys_, job_, *remote_, target_pools(job_), kRemoteCommandTimeout,
+                                         early_pools_ ? &*early_pools_ : nullptr);
+    early_pools_.reset();
     if (!prepared) return prepared.error();
     t.message = std::move(*prepared);
     return ok();
@@ -644,7 +676,13 @@ void Pipeline::shutdown() {
     spdlog::error("[{}] shutdown failed: {}", job_.name, sd.message);
     if (rec_.failed_stage.empty()) fail("shutdown", Error{sd.message, ExitCode::failure});
   }
-  save();
+  // Batched: a skipped power-off changed nothing on the box, and the record is written when the
+  // run finishes (or by notify, before anything is sent).
+  if (sd.outcome == ShutdownOutcome::skipped_not_woken || sd.outcome == ShutdownOutcome::skipped_in_use) {
+    unsaved_ = true;
+  } else {
+    save();
+  }
   if (opt_.reporter != nullptr) opt_.reporter->stage_finished(job_.name, timing);
 }
 
@@ -652,6 +690,7 @@ void Pipeline::shutdown() {
 // A channel that fails is recorded and logged; it never changes the run's outcome or exit code.
 void Pipeline::notify() {
   if (configured_channels(job_.notifications).empty()) return;
+  if (unsaved_) save();  // a channel may hang until its timeout
   StageTiming timing;
   timing.name = "notify";
   timing.started = iso8601_utc(sys_.clock().now());
@@ -682,7 +721,6 @@ void Pipeline::notify() {
 }
 
 RunRecord Pipeline::run() {
-  RunLogSink log_sink(rec_.log_file);
   // Every child is tagged with the run id and its process group recorded in the running entry, so
   // that `hozo recover` or the next run can kill what a hard-killed run left behind.
   SpawnWatch watch;
@@ -701,14 +739,6 @@ RunRecord Pipeline::run() {
   ScopedSpawnWatch watching(watch);
   started_ = sys_.clock().steady_now();
   spdlog::info("[{}] run {} started (pid {})", job_.name, rec_.run_id, rec_.pid);
-  // First, so the probe and login run during the start ping too.
-  early_contact_at_ = sys_.clock().steady_now();
-  early_contact_ = std::async(std::launch::async, [this] {
-    EarlyContact c;
-    c.probe = sys_.probe(job_);
-    if (c.probe.state == ProbeState::up && !cancelled(opt_.cancel)) c.session = sys_.connect(job_);
-    return c;
-  });
   // The healthchecks /start ping; a failure is recorded, never fatal.
   for (auto& n : sys_.notify_start(job_)) {
     if (n.ok) continue;
@@ -753,6 +783,7 @@ RunRecord Pipeline::run() {
   if (early_contact_.valid()) early_contact_.wait();  // preflight failed: bounded by the probe's and login's timeouts
   early_contact_ = {};
   early_session_.reset();
+  early_pools_.reset();
   if (remote_) remote_.reset();  // close our SSH session before the box goes down
   shutdown();
   if (cancelled(opt_.cancel) || rec_.exit_code == to_int(ExitCode::interrupted)) {
@@ -773,19 +804,31 @@ RunRecord Pipeline::run() {
 }  // namespace
 
 Result<RunRecord> run_job(const Job& job, StateStore& state, JobSystems& systems, const RunOptions& options) {
-  // Orphans of a hard-killed run go first.
-  if (auto reaped = reap_dead_runs(state, job.name, ReapScope::latest); !reaped) {
-    spdlog::warn("[{}] cannot clean up after dead runs: {}", job.name, reaped.error().message);
+  RunRecord record;
+  {
+    RunLogSink log_sink;  // buffered until the run (and so its log file) exists
+    // First of all, so the probe and login run while the run is recorded and during the start ping.
+    std::atomic<bool> abandon{false};
+    const auto early_at = systems.clock().steady_now();
+    auto early = start_early_contact(job, systems, options.cancel, abandon);
+    // Orphans of a hard-killed run go first.
+    if (auto reaped = reap_dead_runs(state, job.name, ReapScope::latest); !reaped) {
+      spdlog::warn("[{}] cannot clean up after dead runs: {}", job.name, reaped.error().message);
+    }
+    auto begun = state.begin_run(job.name);
+    if (!begun) {
+      abandon = true;
+      return begun.error();  // ~future waits for the probe (its timeouts bound it)
+    }
+    RunRecord started = std::move(*begun);
+    if (started.log_file.empty()) started.log_file = state.log_path_for(started).string();
+    if (auto d = make_dirs(std::filesystem::path(started.log_file).parent_path()); !d) {
+      spdlog::warn("[{}] {}", job.name, d.error().message);
+    }
+    log_sink.open(started.log_file);
+    Pipeline pipeline(job, state, systems, options, std::move(started), std::move(early), early_at);
+    record = pipeline.run();
   }
-  auto begun = state.begin_run(job.name);
-  if (!begun) return begun.error();
-  RunRecord record = std::move(*begun);
-  if (record.log_file.empty()) record.log_file = state.log_path_for(record).string();
-  if (auto d = make_dirs(std::filesystem::path(record.log_file).parent_path()); !d) {
-    spdlog::warn("[{}] {}", job.name, d.error().message);
-  }
-  Pipeline pipeline(job, state, systems, options, record);
-  record = pipeline.run();
   auto finished = state.finish_run(record);
   if (!finished) {
     spdlog::error("[{}] cannot record the result: {}", job.name, finished.error().message);

@@ -1,12 +1,19 @@
 #include "hozo/log.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <vector>
+
+#include <spdlog/details/log_msg_buffer.h>
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -37,7 +44,83 @@ class SyslogPriorityFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+/// See run_log: idle, buffering (begin until open) or writing the run's file.
+class RunLogRouter final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  void begin() {
+    std::lock_guard lock(mutex_);
+    active_ = true;
+    file_.reset();
+    pending_.clear();
+  }
+  std::string open(const std::filesystem::path& path) {
+    std::lock_guard lock(mutex_);
+    try {
+      file_ = std::make_unique<spdlog::sinks::basic_file_sink_st>(path.string(), /*truncate=*/false);
+    } catch (const spdlog::spdlog_ex& e) {
+      active_ = false;
+      pending_.clear();
+      return e.what();
+    }
+    file_->set_pattern("%Y-%m-%dT%H:%M:%S.%e %-5l %v");
+    for (const auto& line : pending_) file_->log(line);
+    pending_.clear();
+    file_->flush();
+    return {};
+  }
+  void end() {
+    std::lock_guard lock(mutex_);
+    active_ = false;
+    file_.reset();
+    pending_.clear();
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (!active_) return;
+    if (file_) {
+      file_->log(msg);
+    } else if (pending_.size() < kMaxPending) {
+      pending_.emplace_back(msg);
+    }
+  }
+  void flush_() override {
+    if (file_) file_->flush();
+  }
+
+ private:
+  static constexpr std::size_t kMaxPending = 1000;  ///< lines before the file is open (a few in practice)
+  bool active_ = false;
+  std::unique_ptr<spdlog::sinks::basic_file_sink_st> file_;
+  std::vector<spdlog::details::log_msg_buffer> pending_;
+};
+
+std::shared_ptr<RunLogRouter>& router() {
+  static auto instance = std::make_shared<RunLogRouter>();
+  return instance;
+}
+
+/// Puts the router on the default logger unless it is there (setup_logging does it first).
+void ensure_router() {
+  auto& sinks = spdlog::default_logger()->sinks();
+  if (std::find(sinks.begin(), sinks.end(), router()) == sinks.end()) sinks.push_back(router());
+}
+
 }  // namespace
+
+namespace run_log {
+
+void begin() {
+  ensure_router();
+  router()->set_level(spdlog::level::debug);
+  router()->begin();
+}
+
+std::string open(const std::filesystem::path& path) { return router()->open(path); }
+
+void end() { router()->end(); }
+
+}  // namespace run_log
 
 bool stderr_is_journal() {
   const char* env = std::getenv("JOURNAL_STREAM");
@@ -53,7 +136,10 @@ bool stderr_is_journal() {
 }
 
 void setup_logging(int verbosity) {
-  auto logger = std::make_shared<spdlog::logger>("hozo", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  // The run log's sink is there from the start: adding it later would change the sink list while
+  // threads (the libssh preload, the early contact) may be logging.
+  auto logger = std::make_shared<spdlog::logger>(
+      "hozo", spdlog::sinks_init_list{std::make_shared<spdlog::sinks::stderr_sink_mt>(), router()});
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   if (stderr_is_journal()) {
     formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%v");

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,8 +21,12 @@
 #include "hozo/syncoid_version.hpp"
 #include "hozo/util/result.hpp"
 #include "hozo/util/time.hpp"
+#include "hozo/zfs.hpp"
 
 namespace hozo {
+
+/// zpool_health_if_imported's answer per pool, asked ahead of the pool stage.
+using ListedPools = std::map<std::string, Result<std::optional<PoolHealth>>>;
 
 /// How syncoid's ssh trusts the box: exactly the key file and known_hosts libssh uses
 /// (ssh_options_for / resolve_identity_file), so both trust the same pinned key.
@@ -71,8 +77,21 @@ Result<std::string> ready_backup_disk(JobSystems& systems, const Job& job, Comma
 /// The pool stage: each pool imported when needed (import_pool_if_needed) and healthy enough to
 /// use — DEGRADED is a warning, FAULTED and worse an Error — with the health from backupd when
 /// job.agent answers (else, with a warning, from zpool over SSH). Returns the stage message.
+/// `listed` holds zpool_health_if_imported answers already asked on this session (the early
+/// contact's); a pool missing there, or whose answer was an error, is asked again.
 Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, CommandRunner& remote,
-                                         const std::set<std::string>& pools, std::chrono::seconds timeout);
+                                         const std::set<std::string>& pools, std::chrono::seconds timeout,
+                                         const ListedPools* listed = nullptr);
+
+/// The target pools of a job (the pool of each pair's target), as the pool stage checks them.
+std::set<std::string> target_pools(const Job& job);
+
+/// Whether the pool stage may take its first answers from a listing made on the early contact's
+/// session: only when no disk stage comes first and backupd does not give the health.
+bool pools_listable_early(const Job& job);
+
+/// The answers of zpool_health_if_imported for `pools`, one round trip each, for prepare_target_pools.
+ListedPools list_pools_early(CommandRunner& remote, const std::set<std::string>& pools, std::chrono::seconds timeout);
 
 /// The box answered before any wake and this is the first user of the host: a woken marker left
 /// from before is stale — the box must not be powered off because of it (someone else may have

@@ -1,6 +1,7 @@
 // Pipeline bookkeeping with fake systems: which stages run, what is recorded, who powers off.
 // The real systems are exercised in the lab (tests/lab/test_pipeline.sh).
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +12,7 @@
 
 #include "hozo/job.hpp"
 #include "hozo/lock.hpp"
+#include "hozo/util/fs.hpp"
 #include "test_support.hpp"
 
 using namespace hozo;
@@ -26,10 +28,12 @@ class FakeZfs {
   bool target_imported = true;
   std::string health = "ONLINE";
   std::vector<std::string> import_argv;  ///< the last zpool import
+  std::atomic<int> pool_listings{0};     ///< `zpool list` calls (the early contact's thread makes one)
 
   Result<CommandOutput> answer(const std::vector<std::string>& argv) {
     const std::string cmd = argv.empty() ? "" : argv[0] + (argv.size() > 1 ? " " + argv[1] : "");
     if (cmd == "zpool list") {
+      ++pool_listings;
       if (!target_imported) return CommandOutput{1, "", "cannot open 'backup': no such pool\n"};
       const std::string pool = argv.back();
       if (argv[4] == "name") return CommandOutput{0, pool + "\n", ""};
@@ -120,6 +124,7 @@ class FakeSystems final : public JobSystems {
   }
   Result<std::unique_ptr<CommandRunner>> connect(const Job&) override {
     ++connects;
+    spdlog::debug("fake ssh: logged in");
     auto remote = std::make_unique<FakeCommandRunner>();
     remote->fallback([this](const std::vector<std::string>& argv) { return zfs.answer(argv); });
     return std::unique_ptr<CommandRunner>(std::move(remote));
@@ -209,6 +214,12 @@ struct Fixture : ::testing::Test {
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
     return r.ok() ? *r : RunRecord{};
   }
+  static std::string stage_message(const RunRecord& r, std::string_view name) {
+    for (const auto& s : r.stages) {
+      if (s.name == name) return s.message;
+    }
+    return "(no stage " + std::string(name) + ")";
+  }
   static std::vector<std::string> stage_names(const RunRecord& r) {
     std::vector<std::string> names;
     for (const auto& s : r.stages) names.push_back(s.name);
@@ -260,6 +271,41 @@ TEST_F(Pipeline, BoxAlreadyUpIsProbedAndLoggedInOnceDuringPreflight) {
   EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
   EXPECT_EQ(systems.probes.load(), 1);
   EXPECT_EQ(systems.connects.load(), 1);
+}
+
+TEST_F(Pipeline, BoxAlreadyUpHasItsPoolListedByTheEarlyContact) {
+  systems.up_before = true;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(systems.zfs.pool_listings.load(), 1);  // on the early session, not again in the pool stage
+  EXPECT_EQ(stage_message(r, "pool"), "backup ONLINE");
+}
+
+TEST_F(Pipeline, PoolListedEarlyAsMissingIsStillImported) {
+  systems.up_before = true;
+  systems.zfs.target_imported = false;
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_FALSE(systems.zfs.import_argv.empty());
+  EXPECT_EQ(stage_message(r, "pool"), "backup imported, backup ONLINE");
+}
+
+TEST_F(Pipeline, BackupDiskMeansThePoolIsListedOnlyAfterTheDiskStage) {
+  systems.up_before = true;
+  job.backup_device = "/dev/disk/by-id/fake";
+  const auto r = run();
+  EXPECT_EQ(r.outcome, RunOutcome::success) << r.error;
+  EXPECT_EQ(systems.zfs.pool_listings.load(), 1);  // in the pool stage only
+}
+
+TEST_F(Pipeline, RunLogHasTheLinesLoggedBeforeTheRunWasRecorded) {
+  // The early contact logs in while begin_run still writes the state: its lines are buffered.
+  systems.up_before = true;
+  const auto r = run();
+  const auto text = read_file(r.log_file);
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_NE(text->find("fake ssh: logged in"), std::string::npos) << *text;
+  EXPECT_NE(text->find("run " + r.run_id + " started"), std::string::npos) << *text;
 }
 
 TEST_F(Pipeline, SleepingBoxIsNotLoggedInBeforeItIsWoken) {
