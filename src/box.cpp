@@ -140,9 +140,8 @@ Result<std::string> prepare_target_pools(JobSystems& systems, const Job& job, Co
                                                       : make_error("pool {} not listed", pool);
     if (from_agent == nullptr) {  // backupd lists imported pools only
       // One round trip for an imported pool (the usual case): its health says it is there.
-      const auto early = listed != nullptr ? listed->find(pool) : ListedPools::const_iterator{};
-      const bool answered = listed != nullptr && early != listed->end() && early->second.ok();
-      auto imported_health = answered ? early->second : zpool_health_if_imported(remote, pool, timeout);
+      const auto* early = listed != nullptr && listed->contains(pool) ? &listed->at(pool) : nullptr;
+      auto imported_health = early != nullptr && early->ok() ? *early : zpool_health_if_imported(remote, pool, timeout);
       if (!imported_health) return imported_health.error();
       if (*imported_health) {
         health = std::move(**imported_health);

@@ -368,7 +368,7 @@ Result<void> Pipeline::wake_and_wait() {
       auto early = early_contact_.get();
       probe = std::move(early.probe);
       early_session_ = std::move(early.session);
-      if (early_session_ && pools_listable_early(job_)) early_pools_ = std::move(early.pools);
+      if (early_session_) early_pools_ = std::move(early.pools);  // empty unless pools_listable_early
     }
     // The early contact was made before the lease was ours: when the lease was busy, another job
     // may have powered the box off (or on) meanwhile; probe (and log in) again then, or when it is old.
@@ -417,10 +417,8 @@ Result<void> Pipeline::wake_and_wait() {
 
 Result<void> Pipeline::connect() {
   return stage("connect", [&](StageTiming& t) -> Result<void> {
-    const bool early = early_session_.has_value();
-    auto remote = early ? std::move(*early_session_) : sys_.connect(job_);
+    auto remote = early_session_ ? std::move(*early_session_) : sys_.connect(job_);
     early_session_.reset();
-    if (!early) early_pools_.reset();
     if (!remote) return remote.error();
     remote_ = std::move(*remote);
     t.message = remote_->where();
