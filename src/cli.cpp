@@ -21,6 +21,7 @@
 
 #include "hozo/box.hpp"
 #include "hozo/config.hpp"
+#include "hozo/config_cache.hpp"
 #include "hozo/config_json.hpp"
 #include "hozo/job.hpp"
 #include "hozo/keycheck.hpp"
@@ -77,8 +78,17 @@ std::filesystem::path config_path(const Globals& g) {
   return default_config_path();
 }
 
-Config load(const Globals& g) {
-  auto config = unwrap(load_config(config_path(g), nullptr, JobErrors::isolate));
+std::filesystem::path state_path(const Globals& g) {
+  return g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
+}
+
+Config load(const Globals& g, ConfigUse use) {
+  // The display cache lives beside an existing state file: before the first run, nothing is created.
+  const auto state = state_path(g);
+  std::error_code ec;
+  auto config = unwrap(use == ConfigUse::display && std::filesystem::exists(state, ec)
+                           ? load_config_for_display(config_path(g), config_cache_path(state))
+                           : load_config(config_path(g), nullptr, JobErrors::isolate));
   // Notices (an ignored auth: block, ...) are for `config validate`, not for every timer run.
   for (const auto& notice : config.notices) spdlog::debug("notice: {}", notice);
   for (const auto& broken : config.broken_jobs) {
@@ -109,7 +119,7 @@ void require_no_broken_jobs(const Config& config) {
 }
 
 StateStore open_state(const Globals& g, const Config* config) {
-  const std::filesystem::path path = g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
+  const std::filesystem::path path = state_path(g);
   return unwrap(StateStore::open(path, config != nullptr ? config->history_limit : kDefaultHistoryLimit));
 }
 
@@ -166,7 +176,7 @@ std::string last_result_text(const RunRecord* r) {
 // ---------------------------------------------------------------- jobs list / show
 
 int cmd_jobs_names(const Globals& g) {
-  const auto config = load(g);
+  const auto config = load(g, ConfigUse::display);
   std::vector<std::string> names;
   for (const auto& job : config.jobs) names.push_back(job.name);
   for (const auto& broken : config.broken_jobs) names.push_back(broken.name);
@@ -184,7 +194,7 @@ enum class MissingState { warn, fail };
 /// The state for read-only commands: nullopt when there is no state file yet. Creates nothing.
 /// A --state path that does not exist is most likely mistyped: a warning (or an error).
 std::optional<StateStore> open_state_read(const Globals& g, const Config& config, MissingState missing) {
-  const std::filesystem::path path = g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
+  const std::filesystem::path path = state_path(g);
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) return open_state(g, &config);
   if (!g.state_path.empty()) {
@@ -206,7 +216,7 @@ struct ConfigAndSummaries {
 };
 
 ConfigAndSummaries load_with_summaries(const Globals& g, MissingState missing) {
-  const std::filesystem::path path = g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
+  const std::filesystem::path path = state_path(g);
   std::error_code ec;
   const bool exists = std::filesystem::exists(path, ec);
   std::future<Result<std::map<std::string, JobSummary>>> read;
@@ -217,7 +227,7 @@ ConfigAndSummaries load_with_summaries(const Globals& g, MissingState missing) {
       return store->summaries();
     });
   }
-  ConfigAndSummaries out{load(g), std::nullopt, {}};  // a config error leaves; ~future waits for the read
+  ConfigAndSummaries out{load(g, ConfigUse::display), std::nullopt, {}};  // a config error leaves; ~future waits for the read
   if (!exists) {
     out.store = open_state_read(g, out.config, missing);  // warns, or fails, as without the thread
     return out;
@@ -613,7 +623,7 @@ int cmd_status(const Globals& g, const std::string& name) {
 }
 
 int cmd_history(const Globals& g, const std::string& name, int count) {
-  const auto config = load(g);
+  const auto config = load(g, ConfigUse::display);
   const auto store = open_state_read(g, config, MissingState::warn);
   const auto st = store ? unwrap(store->job(name)) : JobState{};
   if (config.find_job(name) == nullptr && config.find_broken(name) == nullptr && st.runs.empty()) {

@@ -63,13 +63,23 @@ void unwrap(Result<void> r);
 /// -c/--config, else $HOZO_CONFIG, else the default path.
 std::filesystem::path config_path(const Globals& g);
 
+/// What a command does with the config.
+enum class ConfigUse {
+  act,     ///< runs, wakes, notifies, writes timers, shows secrets' origins: always parsed
+  display  ///< only shows it (jobs list, status, logs, history): may come from the display cache
+           ///< beside an existing state file (config_cache.hpp), which holds no secret
+};
+
 /// Loads and validates the config: errors outside job entries leave with 78; a job with errors
 /// is left out of config.jobs (listed in config.broken_jobs, with a warning logged per job), so
 /// the other jobs keep working. Notices are logged at debug level (config validate prints them).
-Config load(const Globals& g);
+Config load(const Globals& g, ConfigUse use = ConfigUse::act);
 
 /// Leaves with 78 and every issue when some job of the config is broken.
 void require_no_broken_jobs(const Config& config);
+
+/// --state, else the default state path.
+std::filesystem::path state_path(const Globals& g);
 
 /// Opens the state store (--state or the default path).
 StateStore open_state(const Globals& g, const Config* config);

@@ -11,7 +11,7 @@ void add_serve_command(CLI::App& app, Globals& g, Action& action) {
   serve->add_option("--listen", listen, "ADDR:PORT to listen on (default: serve.listen, else 127.0.0.1:8000)");
   serve->callback([&] {
     action = [&] {
-      const std::filesystem::path state = g.state_path.empty() ? default_state_path() : std::filesystem::path(g.state_path);
+      const std::filesystem::path state = state_path(g);
       return serve::run_serve(config_path(g), state, listen);
     };
   });

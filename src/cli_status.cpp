@@ -22,7 +22,7 @@ using Clock = std::chrono::system_clock;
 // ---------------------------------------------------------------- status --check
 
 int cmd_status_check(const Globals& g, const std::vector<std::string>& names) {
-  const auto config = load(g);
+  const auto config = load(g, ConfigUse::display);
   auto store = open_state(g, &config);
   auto summaries = store.summaries();
   if (!summaries) {
@@ -106,7 +106,7 @@ bool valid_run_id(const std::string& id) {
 }
 
 int cmd_logs(const Globals& g, const std::string& name, std::string run_id, bool follow) {
-  const auto config = load(g);
+  const auto config = load(g, ConfigUse::display);
   auto store = open_state(g, &config);
   if (!run_id.empty() && !valid_run_id(run_id)) {
     leave(make_error(ExitCode::usage, "--run \"{}\" is not a run id (like 20261124T080000Z-4242; see hozo history {})",

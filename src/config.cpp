@@ -36,6 +36,7 @@ struct Ctx {
   std::string file;
   std::vector<ConfigIssue> issues;
   std::vector<std::string> notices;
+  std::vector<std::filesystem::path> inputs;  ///< the files read (Config::inputs)
 
   SourceLocation where(const YAML::Mark& m) const {
     if (m.is_null()) return {file, 0, 0};
@@ -253,6 +254,7 @@ class Field {
       file = std::filesystem::path(creds) / file;
       origin = fmt::format("credential {}", name);
     }
+    if (std::find(ctx_.inputs.begin(), ctx_.inputs.end(), file) == ctx_.inputs.end()) ctx_.inputs.push_back(file);
     std::error_code ec;
     if (!std::filesystem::exists(file, ec)) {
       error(fmt::format("cannot read secret: {} does not exist", file.string()));
@@ -960,6 +962,7 @@ Result<Config> parse_config(std::string_view yaml_text, const std::string& file_
     }
   }
   cfg.warnings = std::move(warnings);
+  cfg.inputs = std::move(ctx.inputs);
   return cfg;
 }
 

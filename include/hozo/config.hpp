@@ -192,9 +192,19 @@ struct ServeSettings {
   std::string metrics_textfile;           ///< written atomically after every run (node_exporter)
 };
 
+/// Where a Config came from.
+enum class ConfigSource {
+  file,          ///< parsed from its YAML file
+  display_cache  ///< from the display cache (config_cache.hpp): every Secret in it is empty
+};
+
 /// The whole validated configuration.
 struct Config {
   std::filesystem::path path;
+  ConfigSource source = ConfigSource::file;
+  /// Files read while parsing besides the config itself: each *_file secret as resolved (also one
+  /// that is missing). The display cache is valid only while none of them changes.
+  std::vector<std::filesystem::path> inputs;
   std::vector<Job> jobs;
   std::vector<std::string> notices;  ///< non-fatal remarks (e.g. "auth: block ignored")
   std::vector<ConfigIssue> warnings;  ///< likely mistakes that do not stop a run (same box, other MAC)
