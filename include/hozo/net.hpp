@@ -71,8 +71,8 @@ struct WaitOptions {
   ProbeTimeouts probe;                                          ///< per probe
   Millis poll_interval{250};                                    ///< pause between probes
   /// Pause after a refused connection: the host is up but sshd is not listening yet, and a refused
-  /// connect costs nothing, so sshd is seen within ~50 ms of listening.
-  Millis refused_poll_interval{50};
+  /// connect costs nothing (one SYN, one RST), so sshd is seen within ~25 ms of listening.
+  Millis refused_poll_interval{25};
   Millis resend_interval{10000};  ///< call resend() this often while waiting; 0 = never
   ProbeFunction probe_function;   ///< empty = probe_ssh
   KeepSocket keep_socket = KeepSocket::no;  ///< probe_ssh keeps the socket of the probe that finds sshd

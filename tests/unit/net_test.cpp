@@ -470,7 +470,7 @@ TEST(WaitForSsh, WakesOnceAfterTheInitialProbeThenResends) {
   EXPECT_EQ(outcome->probes, static_cast<int>(std::count(events.begin(), events.end(), "probe")));
 }
 
-// A refused connection means the host is up and sshd is about to listen: probe every ~50 ms there,
+// A refused connection means the host is up and sshd is about to listen: probe every ~25 ms there,
 // and at the gentle poll_interval while the host does not answer at all.
 TEST(WaitUntilUp, ProbesFasterWhileRefusedThanWhileUnreachable) {
   int refused = 0;
@@ -490,8 +490,8 @@ TEST(WaitUntilUp, ProbesFasterWhileRefusedThanWhileUnreachable) {
     };
     (void)wait_until_up(options, clock, nullptr, nullptr);
   }
-  EXPECT_GE(refused, 35);  // 2 s / 50 ms
-  EXPECT_LE(refused, 45);
+  EXPECT_GE(refused, 70);  // 2 s / 25 ms
+  EXPECT_LE(refused, 85);
   EXPECT_GE(unreachable, 7);  // 2 s / 250 ms
   EXPECT_LE(unreachable, 10);
 }
