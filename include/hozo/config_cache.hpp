@@ -1,8 +1,8 @@
 #pragma once
-// The display cache: the commands that only show the config (`jobs list`, `status`, `logs`) keep
-// the parsed config in one file beside the state, so that they need not parse the YAML again
-// (yaml-cpp takes ~10 ms for 200 jobs, most of such a command). It holds no secret: a Config read
-// back from it has every Secret empty and must never drive a run.
+// The display cache: the commands that only show the config (`jobs list`, `jobs names`, `status`,
+// `logs`, `history`) keep the parsed config in one file beside the state, so that they need not
+// parse the YAML again (yaml-cpp takes ~10 ms for 200 jobs, most of such a command). It holds no
+// secret: a Config read back from it has every Secret empty and must never drive a run.
 
 #include <filesystem>
 
