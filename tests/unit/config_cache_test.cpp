@@ -247,14 +247,10 @@ TEST_F(CacheFixture, AChangedOrRemovedSecretFileIsParsedAgain) {
 }
 
 TEST_F(CacheFixture, AnotherHomeIsParsedAgain) {
-  const char* old = std::getenv("HOME");
-  const std::string saved = old != nullptr ? old : "";
   load();
   ASSERT_EQ(load().source, ConfigSource::display_cache);
-  ::setenv("HOME", dir.path().c_str(), 1);
-  const auto source = load().source;
-  if (old != nullptr) ::setenv("HOME", saved.c_str(), 1); else ::unsetenv("HOME");
-  EXPECT_EQ(source, ConfigSource::file);
+  const test::ScopedEnv home("HOME", dir.path().c_str());
+  EXPECT_EQ(load().source, ConfigSource::file);
 }
 
 TEST_F(CacheFixture, ADamagedCacheIsParsedAgainAndRewritten) {
