@@ -32,7 +32,6 @@
 #include "hozo/schedule.hpp"
 #include "hozo/serve/metrics.hpp"
 #include "hozo/ssh.hpp"
-#include "hozo/ssh_api.hpp"
 #include "hozo/state.hpp"
 #include "hozo/status_json.hpp"
 #include "hozo/transfer.hpp"
@@ -407,7 +406,6 @@ class TtyReporter final : public RunReporter {
 };
 
 int cmd_jobs_run(const Globals& g, const std::vector<std::string>& names, bool all, bool dry_run, bool force_rollback) {
-  if (!dry_run) libssh::preload();  // maps libssh + libcrypto while the config is read and preflight runs
   const auto config = load(g);
   const std::vector<const Job*> jobs = select_jobs(config, names, all);
   // --all runs the usable jobs; the broken ones still make the exit code 78.

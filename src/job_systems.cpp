@@ -7,6 +7,7 @@
 #include "hozo/job.hpp"
 #include "hozo/notify.hpp"
 #include "hozo/ssh.hpp"
+#include "hozo/ssh_api.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/wol.hpp"
 
@@ -39,6 +40,10 @@ class RealSystems final : public JobSystems {
   explicit RealSystems(const std::atomic<bool>* cancel) : local_(cancel) {}
 
   ProbeResult probe(const Job& job) override {
+    // libssh loads while the probe waits for sshd's banner. Started here, on the early contact's
+    // thread, and not before: a dlopen in progress holds the loader lock, which pthread_create
+    // needs, so starting it earlier delayed the creation of this very thread.
+    libssh::preload();
     auto w = wait_options_for(job);
     w.keep_socket = KeepSocket::yes;
     auto result = initial_probe(w);

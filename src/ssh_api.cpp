@@ -121,8 +121,17 @@ Result<void> load() {
 }
 
 void preload() {
-  // Detached on purpose: load() is call_once, so a later load() waits for this thread's work.
-  std::thread([] { (void)load(); }).detach();
+  static std::once_flag started;
+  std::call_once(started, [] {
+    // Detached on purpose: load() is call_once, so a later load() waits for this thread's work.
+    std::thread([] {
+      if (!load()) return;
+      // OpenSSL sets itself up on first use (its config file, the default provider, the random
+      // generator): a throwaway key does that here instead of in the first key exchange.
+      ssh_key key = nullptr;
+      if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) == SSH_OK) ssh_key_free(key);
+    }).detach();
+  });
 }
 
 }  // namespace hozo::libssh

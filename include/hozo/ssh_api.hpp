@@ -2,7 +2,7 @@
 // libssh, loaded on first use (see util/shared_library.hpp) instead of at every start: hozo does
 // not link it. libssh brings OpenSSL's libcrypto and Kerberos (nine libraries, ~6 MiB to map and
 // relocate), which `hozo status`, `jobs list` and the dashboard never use; `jobs run` loads it on a
-// thread of its own while preflight runs (preload()).
+// thread of its own while the first probe waits for sshd (preload()).
 //
 // src/ssh_api.cpp defines every libssh function hozo calls under its own name (ssh_new,
 // ssh_connect, ...), each forwarding to the loaded library, so the code that uses libssh reads as
@@ -18,7 +18,8 @@ namespace hozo::libssh {
 /// is missing. Call it where an SSH error can be reported as a value.
 Result<void> load();
 
-/// Starts load() on a thread of its own and returns at once: the next load() waits for it.
+/// Starts load() on a thread of its own and returns at once (the first call only): the next
+/// load() waits for it. The thread then warms OpenSSL up for the first key exchange.
 void preload();
 
 }  // namespace hozo::libssh
