@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
@@ -121,47 +122,25 @@ std::vector<std::string> hold_op_all(CommandRunner& runner, const char* op, cons
   return result;
 }
 
-/// One side's new holds, then the releases of the previous ones (warnings, "" where it worked,
-/// parallel to the inputs). `release_of[j]` is the index in `holds` of the dataset whose previous
-/// snapshot `releases[j]` is: a release runs only when that dataset's new hold worked, so no chain
-/// is left without a held snapshot on this side. When each list fits one command, both go in one
-/// round trip (run_then); otherwise, or when that fails, hold_op_all tells the snapshots apart.
-struct SideHolds {
-  std::vector<std::string> hold;
-  std::vector<std::string> release;
-};
+/// Warnings of `results` ("" where it worked), logged.
+void warn_all(const Job& job, const std::vector<std::string>& results, std::vector<std::string>& warnings) {
+  for (const auto& w : results) {
+    if (w.empty()) continue;
+    spdlog::warn("[{}] {}", job.name, w);
+    warnings.push_back(w);
+  }
+}
 
-SideHolds hold_then_release(CommandRunner& runner, const std::string& tag, const std::vector<std::string>& holds,
-                            const std::vector<std::string>& releases, const std::vector<std::size_t>& release_of,
-                            std::chrono::seconds timeout) {
-  SideHolds out{std::vector<std::string>(holds.size()), std::vector<std::string>(releases.size())};
-  const auto one_command = [](const std::vector<std::string>& snaps) {
-    return !snaps.empty() && snaps.size() <= kSnapshotsPerCommand && std::all_of(snaps.begin(), snaps.end(), valid_snapshot);
-  };
-  if (one_command(holds) && one_command(releases)) {
-    if (auto r = runner.run_then(hold_argv("hold", tag, holds, 0, holds.size()),
-                                 hold_argv("release", tag, releases, 0, releases.size()), timeout);
-        r && r->first.exit_status == 0) {
-      if (r->second && r->second->exit_status == 0) return out;
-      out.release = hold_op_all(runner, "release", tag, releases, timeout);  // the holds are in place
-      return out;
-    }
-  }
-  out.hold = hold_op_all(runner, "hold", tag, holds, timeout);
-  std::vector<std::string> to_release;
-  std::vector<std::size_t> where;
-  for (std::size_t j = 0; j < releases.size(); ++j) {
-    if (out.hold[release_of[j]].empty()) {
-      to_release.push_back(releases[j]);
-      where.push_back(j);
-    } else {
-      out.release[j] = fmt::format("kept hold {} on {} on {}: the hold on the new snapshot failed", tag, releases[j],
-                                   runner.where());
-    }
-  }
-  const auto released = hold_op_all(runner, "release", tag, to_release, timeout);
-  for (std::size_t k = 0; k < where.size(); ++k) out.release[where[k]] = released[k];
-  return out;
+/// `zfs release TAG SNAP...` on both sides at once: the box's over the SSH session on a second
+/// thread, the source's on this one (whose SpawnWatch records its children). Warnings, parallel to
+/// the inputs ("" where it worked or the hold was gone already).
+std::pair<std::vector<std::string>, std::vector<std::string>> release_both(
+    CommandRunner& local, CommandRunner& remote, const std::string& tag, const std::vector<std::string>& local_snaps,
+    const std::vector<std::string>& remote_snaps, std::chrono::seconds timeout) {
+  auto remote_done =
+      std::async(std::launch::async, [&] { return hold_op_all(remote, "release", tag, remote_snaps, timeout); });
+  auto on_local = hold_op_all(local, "release", tag, local_snaps, timeout);
+  return {std::move(on_local), remote_done.get()};
 }
 
 }  // namespace
@@ -171,45 +150,78 @@ std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRu
                                                  const RunRecord* previous, std::chrono::seconds timeout) {
   std::vector<std::string> warnings;
   const std::string tag = hold_tag(job);
-  const auto warn = [&](const std::vector<std::string>& lines) {
-    for (const auto& w : lines) {
-      if (w.empty()) continue;
-      spdlog::warn("[{}] {}", job.name, w);
-      warnings.push_back(w);
-    }
-  };
-  // Each side holds the new snapshots, then releases the previous ones (both sides at once: the
-  // box's over the SSH session on a second thread, the source's on this one, whose SpawnWatch
-  // records its children): a chain is never left without a held snapshot.
+  // The new holds, both sides at once (the box's on a second thread). The previous run's holds
+  // stay for now: a chain is never without a held snapshot, and their release is not on this path.
   std::vector<DatasetVerification*> held;
-  std::vector<std::string> hold_local, hold_remote, release_local, release_remote;
-  std::vector<std::size_t> release_of;
+  std::vector<std::string> hold_local, hold_remote;
   for (auto& d : datasets) {
     const std::string snap = snapshot_part(d.newest_source_snapshot);
     if (!d.guid_match || snap.empty()) continue;
     held.push_back(&d);
     hold_local.push_back(d.source + "@" + snap);
     hold_remote.push_back(d.target + "@" + snap);
+  }
+  auto remote_done =
+      std::async(std::launch::async, [&] { return hold_op_all(remote, "hold", tag, hold_remote, timeout); });
+  const auto on_local = hold_op_all(local, "hold", tag, hold_local, timeout);
+  const auto on_remote = remote_done.get();
+  warn_all(job, on_local, warnings);
+  warn_all(job, on_remote, warnings);
+
+  // Held on both sides: the previous snapshot is released by the next run, while it syncs. Held on
+  // one side only: that side releases the previous one now, the other keeps it.
+  std::vector<std::string> release_local, release_remote;
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    DatasetVerification& d = *held[i];
+    const std::string snap = snapshot_part(hold_local[i]);
+    const bool both = on_local[i].empty() && on_remote[i].empty();
+    if (both) d.held_snapshot = snap;
     if (previous == nullptr) continue;
     for (const auto& p : previous->datasets) {
       if (p.source != d.source || p.held_snapshot.empty() || p.held_snapshot == snap) continue;
-      release_local.push_back(p.source + "@" + p.held_snapshot);
-      release_remote.push_back(p.target + "@" + p.held_snapshot);
-      release_of.push_back(held.size() - 1);
+      if (both) {
+        d.release_pending = p.held_snapshot;
+        continue;
+      }
+      const std::tuple<bool, const std::string&, std::vector<std::string>&> sides[] = {
+          {on_local[i].empty(), p.source, release_local}, {on_remote[i].empty(), p.target, release_remote}};
+      for (const auto& [worked, dataset, list] : sides) {
+        if (worked) {
+          list.push_back(dataset + "@" + p.held_snapshot);
+          continue;
+        }
+        warnings.push_back(
+            fmt::format("kept hold {} on {}@{}: the hold on the new snapshot failed", tag, dataset, p.held_snapshot));
+        spdlog::warn("[{}] {}", job.name, warnings.back());
+      }
     }
   }
-  auto remote_done = std::async(std::launch::async, [&] {
-    return hold_then_release(remote, tag, hold_remote, release_remote, release_of, timeout);
-  });
-  const SideHolds on_local = hold_then_release(local, tag, hold_local, release_local, release_of, timeout);
-  const SideHolds on_remote = remote_done.get();
-  for (std::size_t i = 0; i < held.size(); ++i) {
-    if (on_local.hold[i].empty() && on_remote.hold[i].empty()) held[i]->held_snapshot = snapshot_part(hold_local[i]);
+  if (!release_local.empty() || !release_remote.empty()) {
+    const auto [l, r] = release_both(local, remote, tag, release_local, release_remote, timeout);
+    warn_all(job, l, warnings);
+    warn_all(job, r, warnings);
   }
-  warn(on_local.hold);
-  warn(on_remote.hold);
-  warn(on_local.release);
-  warn(on_remote.release);
+  return warnings;
+}
+
+bool has_holds_to_release(const RunRecord& anchor) noexcept {
+  return std::any_of(anchor.datasets.begin(), anchor.datasets.end(), [](const DatasetVerification& d) {
+    return !d.release_pending.empty() && d.release_pending != d.held_snapshot;
+  });
+}
+
+std::vector<std::string> release_previous_holds(CommandRunner& local, CommandRunner& remote, const Job& job,
+                                                const RunRecord& anchor, std::chrono::seconds timeout) {
+  std::vector<std::string> on_source, on_box, warnings;
+  for (const auto& d : anchor.datasets) {
+    if (d.release_pending.empty() || d.release_pending == d.held_snapshot) continue;
+    on_source.push_back(d.source + "@" + d.release_pending);
+    on_box.push_back(d.target + "@" + d.release_pending);
+  }
+  if (on_source.empty()) return warnings;
+  const auto [l, r] = release_both(local, remote, hold_tag(job), on_source, on_box, timeout);
+  warn_all(job, l, warnings);
+  warn_all(job, r, warnings);
   return warnings;
 }
 

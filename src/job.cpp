@@ -152,6 +152,11 @@ class Pipeline {
   Result<void> reseed_select();
   Result<void> replace();
   void hold(StageTiming& t);
+  /// release_previous_holds of the anchor run on a thread of its own; an invalid future when it
+  /// left nothing to release (or holds are off).
+  std::future<std::vector<std::string>> release_previous_in_background();
+  /// ", previous hold(s) released (hozo:job)" or the first release warning, for a stage message.
+  [[nodiscard]] std::string release_note(const std::vector<std::string>& warnings) const;
   const RunRecord* anchor_run();  ///< the job's last verified run (read once per run)
   void shutdown();
   void notify();
@@ -177,6 +182,7 @@ class Pipeline {
   std::chrono::steady_clock::time_point last_figure_log_{};  ///< last progress line in the run log
   std::optional<std::optional<RunRecord>> anchor_;  ///< anchor_run(), once read
   bool unsaved_ = false;  ///< stage results not yet in the run file (quick_stage)
+  bool released_previous_ = false;  ///< the anchor's holds left for this run were released
   std::future<EarlyContact> early_contact_;  ///< see EarlyContact
   std::optional<Result<std::unique_ptr<CommandRunner>>> early_session_;  ///< taken by connect()
   std::optional<ListedPools> early_pools_;  ///< the early listing, while remote_ is the early session
@@ -536,25 +542,53 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
   }
 }
 
+std::future<std::vector<std::string>> Pipeline::release_previous_in_background() {
+  const RunRecord* anchor = anchor_run();
+  if (!job_.hold_snapshots || !remote_ || anchor == nullptr || !has_holds_to_release(*anchor)) return {};
+  released_previous_ = true;
+  return std::async(std::launch::async, [this, anchor] {
+    // Tagged like the run's other children (`hozo recover` finds them by it); their process groups
+    // are not recorded, as only the pipeline's thread writes the record.
+    SpawnWatch watch;
+    watch.tag = rec_.run_id;
+    ScopedSpawnWatch watching(watch);
+    return release_previous_holds(sys_.local(), *remote_, job_, *anchor, kRemoteCommandTimeout);
+  });
+}
+
 Result<void> Pipeline::sync() {
   return stage("sync", [&](StageTiming& t) -> Result<void> {
+    // The holds the last verified run left for this one to release go while syncoid runs: its
+    // newer holds stay, so the chain keeps a held snapshot at every moment.
+    auto releasing = release_previous_in_background();
     rec_.transfers.clear();
     rec_.bytes_sent = 0;
-    for (const auto& pair : work_.datasets) {
-      const auto t0 = sys_.clock().steady_now();
-      meter_ = TransferMeter{};
-      auto r = sync_pair(pair);
-      record_transfer(pair, std::chrono::duration<double>(sys_.clock().steady_now() - t0).count());
-      if (!r) {
-        if (sync_cause_ != SyncCause::unknown) rec_.error_cause = std::string(to_string(sync_cause_));
-        return r;
+    auto result = [&]() -> Result<void> {
+      for (const auto& pair : work_.datasets) {
+        const auto t0 = sys_.clock().steady_now();
+        meter_ = TransferMeter{};
+        auto r = sync_pair(pair);
+        record_transfer(pair, std::chrono::duration<double>(sys_.clock().steady_now() - t0).count());
+        if (!r) {
+          if (sync_cause_ != SyncCause::unknown) rec_.error_cause = std::string(to_string(sync_cause_));
+          return r;
+        }
       }
-    }
+      return ok();
+    }();
+    const auto release_warnings = releasing.valid() ? releasing.get() : std::vector<std::string>{};
+    if (!result) return result;
     t.message = fmt::format("{} dataset(s){}, {} attempt(s), {} sent", work_.datasets.size(),
                             opt_.reseed != nullptr ? " sent in full into new datasets" : "", rec_.attempts,
                             format_bytes(rec_.bytes_sent));
+    if (released_previous_) t.message += release_note(release_warnings);
     return ok();
   });
+}
+
+std::string Pipeline::release_note(const std::vector<std::string>& warnings) const {
+  return warnings.empty() ? fmt::format(", previous hold(s) released ({})", hold_tag(job_))
+                          : fmt::format(", {} release warning(s): {}", warnings.size(), warnings.front());
 }
 
 Result<void> Pipeline::verify() {
@@ -585,6 +619,10 @@ void Pipeline::hold(StageTiming& t) {
       hold_verified_snapshots(sys_.local(), *remote_, job_, rec_.datasets, anchor_run(), kRemoteCommandTimeout);
   t.message += warnings.empty() ? fmt::format(", held ({})", hold_tag(job_))
                                 : fmt::format(", {} hold warning(s): {}", warnings.size(), warnings.front());
+  // No sync stage released what the last verified run left held (nothing was sent): now, then.
+  if (!released_previous_) {
+    if (auto releasing = release_previous_in_background(); releasing.valid()) t.message += release_note(releasing.get());
+  }
 }
 
 Result<void> Pipeline::reseed_select() {

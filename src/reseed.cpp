@@ -191,11 +191,13 @@ Result<std::string> replace_target(CommandRunner& remote, const Job& job, const 
     // The job's holds on the old tree would make the destroy fail ("dataset is busy").
     if (previous != nullptr) {
       for (const auto& d : previous->datasets) {
-        if (d.held_snapshot.empty()) continue;
         if (d.target != p.pair.target && !d.target.starts_with(p.pair.target + "/")) continue;
-        const std::string moved = p.old_target + d.target.substr(p.pair.target.size()) + "@" + d.held_snapshot;
-        auto rel = remote.run({"zfs", "release", hold_tag(job), moved}, timeout);
-        if (!rel || rel->exit_status != 0) spdlog::debug("[{}] zfs release {} {}: not held", job.name, hold_tag(job), moved);
+        for (const auto* snap : {&d.held_snapshot, &d.release_pending}) {
+          if (snap->empty()) continue;
+          const std::string moved = p.old_target + d.target.substr(p.pair.target.size()) + "@" + *snap;
+          auto rel = remote.run({"zfs", "release", hold_tag(job), moved}, timeout);
+          if (!rel || rel->exit_status != 0) spdlog::debug("[{}] zfs release {} {}: not held", job.name, hold_tag(job), moved);
+        }
       }
     }
     if (auto r = zfs_on(remote, {"zfs", "destroy", "-r", p.old_target}, timeout); !r) {

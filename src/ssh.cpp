@@ -817,22 +817,4 @@ Result<CommandOutput> SshCommandRunner::run(const std::vector<std::string>& argv
   return session_.exec(shell_join(argv), std::chrono::duration_cast<Millis>(timeout));
 }
 
-Result<ChainedOutput> SshCommandRunner::run_then(const std::vector<std::string>& first,
-                                                 const std::vector<std::string>& second, std::chrono::seconds timeout) {
-  if (first.empty() || second.empty()) return make_error(ExitCode::software, "SSH {}: empty command", where());
-  // The marker goes on a line of its own after FIRST's output, whether or not that ends in a newline.
-  constexpr std::string_view kMarker = "\nhozo:then\n";
-  auto r = session_.exec(fmt::format("{} && {} && {}", shell_join(first), shell_join({"printf", "\\nhozo:then\\n"}),
-                                     shell_join(second)),
-                         std::chrono::duration_cast<Millis>(2 * timeout));
-  if (!r) return std::move(r).error();
-  const std::size_t at = r->out.find(kMarker);
-  if (at == std::string::npos) return ChainedOutput{std::move(*r), std::nullopt};
-  ChainedOutput out;
-  out.first.exit_status = 0;
-  out.first.out = r->out.substr(0, at);
-  out.second = CommandOutput{r->exit_status, r->out.substr(at + kMarker.size()), std::move(r->err)};
-  return out;
-}
-
 }  // namespace hozo

@@ -42,7 +42,7 @@ void from_json(const json& j, ShutdownOutcome& v) {
 
 HOZO_STATE_JSON(StageTiming, name, started, seconds, ok, message)
 HOZO_STATE_JSON(DatasetVerification, source, target, newest_source_snapshot, newest_target_snapshot, guid_match,
-                remote_snapshot_count, source_guid, held_snapshot)
+                remote_snapshot_count, source_guid, held_snapshot, release_pending)
 HOZO_STATE_JSON(DatasetTransfer, source, target, bytes, estimated_bytes, seconds, bytes_per_second, bytes_from, sends)
 HOZO_STATE_JSON(NotificationResult, channel, ok, message)
 HOZO_STATE_JSON(RunRecord, run_id, job, started, finished, duration_seconds, outcome, exit_code, failed_stage, error,

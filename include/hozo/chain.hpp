@@ -1,7 +1,8 @@
 #pragma once
 // Keeping the incremental chain: after a verified run the newest verified snapshot of every
-// dataset is held (`zfs hold hozo:<job>`) on the source and on the target and the previous hold
-// released, so pruning cannot destroy the last common snapshot; before waking the box, preflight
+// dataset is held (`zfs hold hozo:<job>`) on the source and on the target, and the next run
+// releases the hold before it while it syncs, so pruning cannot destroy the last common snapshot
+// and a held one exists at every moment; before waking the box, preflight
 // checks locally that the last verified snapshot (or a bookmark with its GUID) still exists.
 
 #include <chrono>
@@ -40,13 +41,24 @@ BookmarkDecision decide_create_bookmark(const SyncoidSettings& settings, Bookmar
 std::string hold_tag(const Job& job);
 
 /// Holds the newest verified snapshot of every dataset in `datasets` (those with guid_match) on
-/// both sides and then, on each side where that hold worked, releases the snapshot held by
-/// `previous` (the last successful run, may be null) when it differs; one round trip per side when
-/// the lists fit one command each (CommandRunner::run_then). Sets held_snapshot on each dataset
-/// held on both sides. Failures are warnings (returned as lines, also logged), never an error.
+/// both sides, one command per side, both at once. Where that worked on both sides it sets
+/// held_snapshot, and release_pending to the snapshot `previous` (the last successful run, may be
+/// null) held when it differs: that hold stays until the next run releases it
+/// (release_previous_holds), so the release is not on this run's path. Where the new hold worked
+/// on one side only, that side releases the previous snapshot now and the other keeps it. Failures
+/// are warnings (returned as lines, also logged), never an error.
 std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRunner& remote, const Job& job,
                                                  std::vector<DatasetVerification>& datasets,
                                                  const RunRecord* previous, std::chrono::seconds timeout);
+
+/// Whether `anchor` (the last verified run) left holds for the next run to release.
+bool has_holds_to_release(const RunRecord& anchor) noexcept;
+
+/// Releases, on both sides at once, the snapshots `anchor` left held for the next run
+/// (release_pending): older than the ones it holds, which stay held. A hold already gone counts as
+/// released. Warnings (also logged) for the rest.
+std::vector<std::string> release_previous_holds(CommandRunner& local, CommandRunner& remote, const Job& job,
+                                                const RunRecord& anchor, std::chrono::seconds timeout);
 
 /// The newest successful run of `state` (the anchor of the chain); nullptr when none.
 const RunRecord* last_verified_run(const JobState& state) noexcept;

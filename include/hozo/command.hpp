@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,12 +19,6 @@ struct CommandOutput {
   std::string err;
 };
 
-/// What CommandRunner::run_then produced.
-struct ChainedOutput {
-  CommandOutput first;
-  std::optional<CommandOutput> second;  ///< set when `first` exited 0 and `second` was run
-};
-
 /// Runs argv vectors. Implementations never pass argv through a local shell; the SSH
 /// implementation quotes every argument (shell_join) because the remote sshd runs a shell.
 class CommandRunner {
@@ -34,10 +27,6 @@ class CommandRunner {
   /// Runs argv to completion. Returns an Error when the command could not be started,
   /// timed out (and was killed), was killed by a signal, or produced no exit status.
   virtual Result<CommandOutput> run(const std::vector<std::string>& argv, std::chrono::seconds timeout) = 0;
-  /// Runs `first` and, only when it exits 0, `second` (each within `timeout`). This runs two
-  /// commands; the SSH runner makes them one exec (`A && B`: one round trip instead of two).
-  virtual Result<ChainedOutput> run_then(const std::vector<std::string>& first, const std::vector<std::string>& second,
-                                         std::chrono::seconds timeout);
   /// A short description for messages: "local" or "root@backup-box:22".
   [[nodiscard]] virtual std::string where() const = 0;
 };

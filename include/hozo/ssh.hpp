@@ -160,11 +160,6 @@ class SshCommandRunner final : public CommandRunner {
   explicit SshCommandRunner(SshSession session) : session_(std::move(session)) {}
 
   Result<CommandOutput> run(const std::vector<std::string>& argv, std::chrono::seconds timeout) override;
-  /// One exec of `FIRST && printf '\nMARKER\n' && SECOND`: the marker line on stdout tells whether
-  /// FIRST succeeded (sh, bash, zsh and fish all have `&&` and `printf`); stderr goes to the
-  /// command that ran last.
-  Result<ChainedOutput> run_then(const std::vector<std::string>& first, const std::vector<std::string>& second,
-                                 std::chrono::seconds timeout) override;
   /// "user@host:port".
   [[nodiscard]] std::string where() const override { return session_.where(); }
 

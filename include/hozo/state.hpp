@@ -80,6 +80,7 @@ struct DatasetVerification {
   // (after `extra`, so that brace-initialized records of older code keep compiling)
   std::uint64_t source_guid = 0;  ///< GUID of newest_source_snapshot (the chain's anchor once verified)
   std::string held_snapshot;      ///< snapshot (after '@') held with `zfs hold hozo:<job>` on both sides; empty = none
+  std::string release_pending;    ///< snapshot (after '@') the run before held, still held; the next run releases it
   bool operator==(const DatasetVerification&) const = default;
 };
 

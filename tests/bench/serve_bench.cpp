@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
         rec.stages.push_back(hozo::StageTiming{s, rec.started, 10.0, true, "ok", {}});
       }
       rec.datasets.push_back(hozo::DatasetVerification{fmt::format("tank/d{}", j), fmt::format("backup/d{}", j),
-                                                       "tank/d@autosnap", "backup/d@autosnap", true, 40, {}, 0, ""});
+                                                       "tank/d@autosnap", "backup/d@autosnap", true, 40, {}, 0, "", ""});
       arr.push_back(rec);
     }
     doc["jobs"][fmt::format("job{:03}", j)] = {{"runs", arr}};

@@ -30,7 +30,7 @@ hozo::RunRecord sample_run(hozo::RunRecord r) {
                         nlohmann::json::object()});
   }
   r.datasets = {{"tank/data", "backup/data", "tank/data@autosnap_2026-11-24_08:00:00_daily",
-                 "backup/data@autosnap_2026-11-24_08:00:00_daily", true, 30, nlohmann::json::object(), 0x1234, ""}};
+                 "backup/data@autosnap_2026-11-24_08:00:00_daily", true, 30, nlohmann::json::object(), 0x1234, "", ""}};
   return r;
 }
 

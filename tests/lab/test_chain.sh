@@ -14,8 +14,9 @@ lab_up || exit 1
 first_line() { state_get "$1" 'r["error"].splitlines()[0] if r["error"] else ""'; }
 held() { state_get "$1" '[d["held_snapshot"] for d in r["datasets"]][0]'; }
 userrefs() { zfs get -H -p -o value userrefs "$1" 2>/dev/null; }
+released_or_gone() { local refs; refs=$(userrefs "$1"); [[ -z $refs || $refs == 0 ]]; }
 
-t_log "1. a verified run holds its snapshot on both sides; pruning it fails; the next run stays incremental"
+t_log "1. a verified run holds its snapshot on both sides; pruning it fails; the next run stays incremental and releases the hold before"
 write_config chain "source: $LAB_SRC_POOL/other" "target_dataset: $LAB_TGT_ROOT/other" "recursive: false" "retries: 0"
 hozo_run jobs run chain
 t_eq "first run exits 0" 0 "$HOZO_RC"
@@ -32,9 +33,19 @@ hozo_run jobs run chain
 t_eq "second run exits 0" 0 "$HOZO_RC"
 snap2=$(held chain)
 t_check "the newer snapshot is held now" test "$snap2" != "$snap1"
-t_eq "the old hold is released on the source" 0 "$(userrefs "$LAB_SRC_POOL/other@$snap1")"
-t_eq "the old hold is released on the target" 0 "$(userrefs "$LAB_TGT_ROOT/other@$snap1")"
+t_eq "the newer snapshot is held on the target" 1 "$(userrefs "$LAB_TGT_ROOT/other@$snap2")"
+t_eq "the old hold is left for the next run" "$snap1" "$(state_get chain '[d["release_pending"] for d in r["datasets"]][0]')"
+t_eq "the old snapshot stays held on the source until then" 1 "$(userrefs "$LAB_SRC_POOL/other@$snap1")"
 t_check "second run was incremental" grep -q "incremental\|Sending incremental" "$(state_get chain 'r["log_file"]')"
+sleep 1.1
+zfs snapshot "$LAB_SRC_POOL/other@latest"
+hozo_run jobs run chain
+t_eq "third run exits 0" 0 "$HOZO_RC"
+# Released while syncoid ran: syncoid's own pruning may have destroyed it since.
+t_check "the old hold is released on the source" released_or_gone "$LAB_SRC_POOL/other@$snap1"
+t_check "the old hold is released on the target" released_or_gone "$LAB_TGT_ROOT/other@$snap1"
+t_eq "the second run's hold is left for the next run" "$snap2" "$(state_get chain '[d["release_pending"] for d in r["datasets"]][0]')"
+t_eq "the sync stage says so" 1 "$(state_get chain '[s["message"] for s in r["stages"] if s["name"] == "sync"][0]' | grep -c "previous hold(s) released")"
 hozo_run check chain
 grep -i "hold" "$T_OUT" | sed 's/^/    /'
 

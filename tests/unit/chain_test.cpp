@@ -1,5 +1,5 @@
-// The incremental chain's holds: new holds before releases, one round trip per side, and a
-// previous hold kept where the new one failed.
+// The incremental chain's holds: one hold command per side, the previous hold left for the next
+// run to release (and released by it), and a previous hold kept where the new one failed.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -12,32 +12,19 @@
 namespace hozo {
 namespace {
 
-/// A runner that counts run_then round trips and answers every command with `status`.
-class RoundTripRunner final : public CommandRunner {
+/// A runner that records every command and answers it with `status` (`err` as stderr).
+class StatusRunner final : public CommandRunner {
  public:
   int status = 0;
-  int round_trips = 0;
+  std::string err = "cannot hold: dataset does not exist";
   std::vector<std::string> calls;
   Result<CommandOutput> run(const std::vector<std::string>& argv, std::chrono::seconds) override {
-    ++round_trips;
-    calls.push_back(join(argv));
-    return CommandOutput{status, "", status == 0 ? "" : "cannot hold: dataset does not exist"};
-  }
-  Result<ChainedOutput> run_then(const std::vector<std::string>& first, const std::vector<std::string>& second,
-                                 std::chrono::seconds) override {
-    ++round_trips;
-    calls.push_back(join(first) + " && " + join(second));
-    if (status != 0) return ChainedOutput{CommandOutput{status, "", "cannot hold"}, std::nullopt};
-    return ChainedOutput{CommandOutput{}, CommandOutput{}};
-  }
-  [[nodiscard]] std::string where() const override { return "box"; }
-
- private:
-  static std::string join(const std::vector<std::string>& argv) {
     std::string s;
     for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
-    return s;
+    calls.push_back(s);
+    return CommandOutput{status, "", status == 0 ? "" : err};
   }
+  [[nodiscard]] std::string where() const override { return "box"; }
 };
 
 struct ChainHolds : ::testing::Test {
@@ -59,53 +46,93 @@ struct ChainHolds : ::testing::Test {
   }
 };
 
-TEST_F(ChainHolds, EachSideHoldsThenReleasesInOneRoundTrip) {
-  RoundTripRunner local, remote;
+TEST_F(ChainHolds, EachSideHoldsInOneCommandAndLeavesThePreviousHoldForTheNextRun) {
+  StatusRunner local, remote;
   const auto warnings = hold_verified_snapshots(local, remote, job, datasets, &previous, std::chrono::seconds(5));
   EXPECT_TRUE(warnings.empty());
-  ASSERT_EQ(local.calls.size(), 1U);
-  EXPECT_EQ(local.calls[0], "zfs hold hozo:j tank/a@new tank/b@new && zfs release hozo:j tank/a@old tank/b@old");
-  ASSERT_EQ(remote.calls.size(), 1U);
-  EXPECT_EQ(remote.calls[0], "zfs hold hozo:j backup/a@new backup/b@new && zfs release hozo:j backup/a@old backup/b@old");
-  for (const auto& d : datasets) EXPECT_EQ(d.held_snapshot, "new");
+  EXPECT_EQ(local.calls, std::vector<std::string>{"zfs hold hozo:j tank/a@new tank/b@new"});
+  EXPECT_EQ(remote.calls, std::vector<std::string>{"zfs hold hozo:j backup/a@new backup/b@new"});
+  for (const auto& d : datasets) {
+    EXPECT_EQ(d.held_snapshot, "new");
+    EXPECT_EQ(d.release_pending, "old");  // still held on both sides until the next run
+  }
 }
 
-TEST_F(ChainHolds, DefaultRunThenIsTwoCommandsInOrder) {
-  FakeCommandRunner local, remote;
-  local.fallback([](const std::vector<std::string>&) { return Result<CommandOutput>(CommandOutput{}); });
-  remote.fallback([](const std::vector<std::string>&) { return Result<CommandOutput>(CommandOutput{}); });
-  const auto warnings = hold_verified_snapshots(local, remote, job, datasets, &previous, std::chrono::seconds(5));
+TEST_F(ChainHolds, TheNextRunReleasesWhatTheLastOneLeftInOneCommandPerSide) {
+  RunRecord anchor;
+  anchor.datasets = datasets;
+  for (auto& d : anchor.datasets) {
+    d.held_snapshot = "new";
+    d.release_pending = "old";
+  }
+  anchor.datasets[1].release_pending.clear();  // nothing left for this one
+  ASSERT_TRUE(has_holds_to_release(anchor));
+  StatusRunner local, remote;
+  const auto warnings = release_previous_holds(local, remote, job, anchor, std::chrono::seconds(5));
   EXPECT_TRUE(warnings.empty());
-  EXPECT_EQ(local.calls,
-            (std::vector<std::string>{"zfs hold hozo:j tank/a@new tank/b@new", "zfs release hozo:j tank/a@old tank/b@old"}));
+  EXPECT_EQ(local.calls, std::vector<std::string>{"zfs release hozo:j tank/a@old"});
+  EXPECT_EQ(remote.calls, std::vector<std::string>{"zfs release hozo:j backup/a@old"});
+
+  anchor.datasets[0].release_pending.clear();
+  EXPECT_FALSE(has_holds_to_release(anchor));
+  StatusRunner none_local, none_remote;
+  EXPECT_TRUE(release_previous_holds(none_local, none_remote, job, anchor, std::chrono::seconds(5)).empty());
+  EXPECT_TRUE(none_local.calls.empty());
+  EXPECT_TRUE(none_remote.calls.empty());
+}
+
+TEST_F(ChainHolds, AHoldGoneAlreadyCountsAsReleased) {
+  RunRecord anchor;
+  anchor.datasets = datasets;
+  for (auto& d : anchor.datasets) {
+    d.held_snapshot = "new";
+    d.release_pending = "old";
+  }
+  StatusRunner local, remote;
+  local.status = remote.status = 1;
+  local.err = remote.err = "cannot release hold from snapshot 'tank/a@old': no such tag on this dataset";
+  const auto warnings = release_previous_holds(local, remote, job, anchor, std::chrono::seconds(5));
+  EXPECT_TRUE(warnings.empty());
+  // The batch failed (zfs applies none of it then): one by one, which tells them apart.
+  EXPECT_EQ(local.calls.size(), 3U);
 }
 
 TEST_F(ChainHolds, FailedHoldKeepsThePreviousHoldOnThatSide) {
-  RoundTripRunner local, remote;
+  StatusRunner local, remote;
   remote.status = 1;  // every hold on the box fails
   const auto warnings = hold_verified_snapshots(local, remote, job, datasets, &previous, std::chrono::seconds(5));
-  // The box: the one-trip attempt (its hold failed, so its release never ran), the batch hold, one
-  // hold per snapshot; no release on its own.
-  ASSERT_FALSE(remote.calls.empty());
-  EXPECT_NE(remote.calls[0].find(" && "), std::string::npos);
-  for (std::size_t i = 1; i < remote.calls.size(); ++i) {
-    EXPECT_EQ(remote.calls[i].find("release"), std::string::npos) << remote.calls[i];
-  }
+  // The box: the batch hold, one hold per snapshot; no release.
+  ASSERT_EQ(remote.calls.size(), 3U);
+  for (const auto& call : remote.calls) EXPECT_EQ(call.find("release"), std::string::npos) << call;
   std::size_t kept = 0;
   for (const auto& w : warnings) kept += w.find("kept hold hozo:j on backup/") != std::string::npos ? 1 : 0;
   EXPECT_EQ(kept, 2U);
-  // The source's holds worked: its previous holds were released.
-  ASSERT_EQ(local.calls.size(), 1U);
-  EXPECT_NE(local.calls[0].find("zfs release"), std::string::npos);
-  for (const auto& d : datasets) EXPECT_EQ(d.held_snapshot, "");  // held on one side only
+  // The source's holds worked: its previous holds are released now (no next run would know of them).
+  EXPECT_EQ(local.calls, (std::vector<std::string>{"zfs hold hozo:j tank/a@new tank/b@new",
+                                                   "zfs release hozo:j tank/a@old tank/b@old"}));
+  for (const auto& d : datasets) {
+    EXPECT_EQ(d.held_snapshot, "");  // held on one side only
+    EXPECT_EQ(d.release_pending, "");
+  }
 }
 
 TEST_F(ChainHolds, FirstRunOnlyHolds) {
-  RoundTripRunner local, remote;
+  StatusRunner local, remote;
   const auto warnings = hold_verified_snapshots(local, remote, job, datasets, nullptr, std::chrono::seconds(5));
   EXPECT_TRUE(warnings.empty());
-  ASSERT_EQ(remote.calls.size(), 1U);
-  EXPECT_EQ(remote.calls[0], "zfs hold hozo:j backup/a@new backup/b@new");
+  EXPECT_EQ(remote.calls, std::vector<std::string>{"zfs hold hozo:j backup/a@new backup/b@new"});
+  for (const auto& d : datasets) EXPECT_EQ(d.release_pending, "");
+}
+
+TEST_F(ChainHolds, TheSameSnapshotAgainReleasesNothing) {
+  for (auto& d : datasets) d.newest_source_snapshot = d.source + "@old";  // nothing new since the last run
+  StatusRunner local, remote;
+  const auto warnings = hold_verified_snapshots(local, remote, job, datasets, &previous, std::chrono::seconds(5));
+  EXPECT_TRUE(warnings.empty());
+  for (const auto& d : datasets) {
+    EXPECT_EQ(d.held_snapshot, "old");
+    EXPECT_EQ(d.release_pending, "");
+  }
 }
 
 }  // namespace

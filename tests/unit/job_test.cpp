@@ -8,11 +8,13 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "hozo/job.hpp"
 #include "hozo/lock.hpp"
 #include "hozo/util/fs.hpp"
+#include "hozo/util/strings.hpp"
 #include "test_support.hpp"
 
 using namespace hozo;
@@ -30,8 +32,21 @@ class FakeZfs {
   std::vector<std::string> import_argv;  ///< the last zpool import
   std::atomic<int> pool_listings{0};     ///< `zpool list` calls (the early contact's thread makes one)
 
+  std::string newest = "s1";  ///< the newest snapshot on both sides
+
+  /// Every `zfs hold|release` seen, space-joined (they come from two threads).
+  std::vector<std::string> holds() {
+    std::lock_guard lock(mutex_);
+    return holds_;
+  }
+
   Result<CommandOutput> answer(const std::vector<std::string>& argv) {
     const std::string cmd = argv.empty() ? "" : argv[0] + (argv.size() > 1 ? " " + argv[1] : "");
+    if (cmd == "zfs hold" || cmd == "zfs release") {
+      std::lock_guard lock(mutex_);
+      holds_.push_back(hozo::join(argv, " "));
+      return CommandOutput{0, "", ""};
+    }
     if (cmd == "zpool list") {
       ++pool_listings;
       if (!target_imported) return CommandOutput{1, "", "cannot open 'backup': no such pool\n"};
@@ -48,11 +63,15 @@ class FakeZfs {
       const std::string ds = argv.back();
       const auto guid = ds.starts_with("tank") ? source_guid : target_guid;
       std::string out = ds + "\tguid\t42\n" + ds + "\tcreatetxg\t1\n";
-      out += ds + "@s1\tguid\t" + std::to_string(guid) + "\n" + ds + "@s1\tcreatetxg\t5\n";
+      out += ds + "@" + newest + "\tguid\t" + std::to_string(guid) + "\n" + ds + "@" + newest + "\tcreatetxg\t5\n";
       return CommandOutput{0, out, ""};
     }
     return make_error("unexpected command {}", argv[0]);
   }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> holds_;
 };
 
 /// A backup disk that is in standby until `reads_to_wake` spin-up reads happened.
@@ -252,6 +271,35 @@ TEST_F(Pipeline, BoxOffFullRunWakesSyncsVerifiesAndPowersOff) {
   auto lease = HostLease::acquire(store.dir(), job.target_host, HostSharing::concurrent, Millis(1000)).value();
   EXPECT_FALSE(lease.woken_by_hozo().value());
   EXPECT_TRUE(std::filesystem::exists(r.log_file));
+}
+
+TEST_F(Pipeline, ThePreviousHoldIsReleasedByTheNextRunWhileItSyncs) {
+  systems.up_before = true;
+  const auto first = run();
+  ASSERT_EQ(first.outcome, RunOutcome::success);
+  EXPECT_EQ(first.datasets[0].held_snapshot, "s1");
+  EXPECT_EQ(first.datasets[0].release_pending, "");
+  EXPECT_EQ(systems.zfs.holds(), (std::vector<std::string>{"zfs hold hozo:data tank/data@s1", "zfs hold hozo:data backup/data@s1"}));
+
+  systems.zfs.newest = "s2";
+  const auto second = run();
+  EXPECT_EQ(second.datasets[0].held_snapshot, "s2");
+  EXPECT_EQ(second.datasets[0].release_pending, "s1");  // still held: the next run releases it
+  EXPECT_EQ(systems.zfs.holds().size(), 4U);            // two more holds, no release yet
+  EXPECT_EQ(stage_message(second, "sync").find("released"), std::string::npos) << stage_message(second, "sync");
+
+  systems.zfs.newest = "s3";
+  const auto third = run();
+  EXPECT_EQ(third.datasets[0].held_snapshot, "s3");
+  EXPECT_EQ(third.datasets[0].release_pending, "s2");
+  auto holds = systems.zfs.holds();
+  ASSERT_EQ(holds.size(), 8U);
+  // s1 released on both sides during the sync stage (before the new holds), s2 kept.
+  std::sort(holds.begin() + 4, holds.begin() + 6);
+  EXPECT_EQ(holds[4], "zfs release hozo:data backup/data@s1");
+  EXPECT_EQ(holds[5], "zfs release hozo:data tank/data@s1");
+  EXPECT_NE(stage_message(third, "sync").find("previous hold(s) released (hozo:data)"), std::string::npos)
+      << stage_message(third, "sync");
 }
 
 TEST_F(Pipeline, BoxAlreadyUpIsLeftOn) {

@@ -146,12 +146,17 @@ TEST(Reseed, ReplaceMovesTheOldAsideAndDestroysOnlyWithForce) {
   d.source = "tank/data";
   d.target = "backup/data";
   d.held_snapshot = "old";
+  d.release_pending = "older";  // still held too: the next run would have released it
   previous.datasets.push_back(d);
   done = replace_target(remote2, job, p, ReplaceTarget::destroy, &previous, std::chrono::seconds(5));
   ASSERT_TRUE(done) << done.error().message;
   EXPECT_FALSE(box2.contains(p.old_target));
   EXPECT_EQ(box2.at("backup/data").front().first, "new");
-  bool released = false;
-  for (const auto& call : remote2.calls) released = released || call == "zfs release hozo:nightly " + p.old_target + "@old";
-  EXPECT_TRUE(released) << join(remote2.calls, "\n");
+  for (const char* snap : {"old", "older"}) {
+    bool released = false;
+    for (const auto& call : remote2.calls) {
+      released = released || call == "zfs release hozo:nightly " + p.old_target + "@" + snap;
+    }
+    EXPECT_TRUE(released) << snap << "\n" << join(remote2.calls, "\n");
+  }
 }

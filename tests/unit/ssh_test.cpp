@@ -344,29 +344,6 @@ TEST_F(SshServerTest, SessionTakesOverTheProbesConnection) {
   EXPECT_FALSE(fs::exists(fmt::format("/proc/self/fd/{}", fd), ec)) << fs::read_symlink(fmt::format("/proc/self/fd/{}", fd), ec);
 }
 
-TEST_F(SshServerTest, RunThenIsOneExecThatStopsAtAFailure) {
-  auto s = session();
-  ASSERT_TRUE(s);
-  SshCommandRunner runner(std::move(*s));
-  // Both ran: each command's stdout on its own side of the marker.
-  auto both = runner.run_then({"printf", "a\\nb"}, {"sh", "-c", "echo second; echo oops >&2; exit 4"}, std::chrono::seconds(10));
-  ASSERT_TRUE(both.ok()) << both.error().message;
-  EXPECT_EQ(both->first.exit_status, 0);
-  EXPECT_EQ(both->first.out, "a\nb");
-  ASSERT_TRUE(both->second);
-  EXPECT_EQ(both->second->exit_status, 4);
-  EXPECT_EQ(both->second->out, "second\n");
-  EXPECT_EQ(both->second->err, "oops\n");
-  // The first failed: the second never ran.
-  auto stopped = runner.run_then({"sh", "-c", "echo first; exit 3"}, {"touch", (dir_ / "must-not-exist").string()},
-                                 std::chrono::seconds(10));
-  ASSERT_TRUE(stopped.ok()) << stopped.error().message;
-  EXPECT_EQ(stopped->first.exit_status, 3);
-  EXPECT_EQ(stopped->first.out, "first\n");
-  EXPECT_FALSE(stopped->second);
-  EXPECT_FALSE(fs::exists(dir_ / "must-not-exist"));
-}
-
 TEST_F(SshServerTest, RunnerPassesMetacharactersLiterally) {
   auto s = session();
   ASSERT_TRUE(s);

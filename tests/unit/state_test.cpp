@@ -45,8 +45,8 @@ RunRecord full_record() {
   r.error = "newest snapshot missing on target";
   r.stages = {{"wake", "2026-11-24T08:00:00Z", 1.5, true, "magic packet sent x3", json::object()},
               {"verify", "2026-11-24T08:12:00Z", 2.0, false, "guid mismatch", json::object()}};
-  r.datasets = {{"tank/data", "backup/data", "tank/data@a", "backup/data@b", false, 17, json::object(), 0, ""},
-                {"tank/home", "backup/home", "tank/home@x", "backup/home@x", true, 3, json::object(), 1234567890123456789ULL, "x"}};
+  r.datasets = {{"tank/data", "backup/data", "tank/data@a", "backup/data@b", false, 17, json::object(), 0, "", ""},
+                {"tank/home", "backup/home", "tank/home@x", "backup/home@x", true, 3, json::object(), 1234567890123456789ULL, "x", "w"}};
   r.attempts = 3;
   r.woke_host = true;
   r.was_up_before = true;
