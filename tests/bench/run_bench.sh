@@ -550,6 +550,11 @@ bench_overhead() {
   # The line is shell_join()ed argv (validated parts, shell-quoted): parse it back into words.
   local -a argv
   eval "argv=($cmd)" || { row_failed "hozo jobs run vs bare syncoid" "cannot parse the sync line"; return; }
+  # Its own snapshot names (syncoid_bare_<host>_...): syncoid prunes only the sync snapshots of its
+  # identifier, so each side prunes its own previous one, as every run of a job does, whatever
+  # the other side's runs hold (hozo holds its newest two; with one shared name pattern, bare
+  # syncoid would fail to destroy those and hozo's syncoid would destroy bare's and its own).
+  argv=("${argv[0]}" --identifier=bare "${argv[@]:1}")
   log "2. syncoid command: ${argv[*]}"
   run_syncoid() {
     "$TIME_BIN" -v -o "$WORK/time.sync" ip netns exec "$LAB_NS_ORCH" env PATH="$LAB_ORCH_PATH" HOME="$LAB_DIR/home" \
@@ -593,7 +598,7 @@ bench_overhead() {
   row "\`hozo jobs run\`, box already on, no-op incremental" "${hm} ms" \
     "median of $n after a warm-up (min ${hmin}, max ${hx} ms); wall time of the whole process, box left on (was_up_before)"
   row "bare syncoid, same command" "${sm} ms" \
-    "median of $n (min ${smin}, max ${sx} ms); the \`sync\` line of \`hozo jobs run bench --dry-run\`, run in the orchestrator namespace with PATH=\$LAB_ORCH_PATH; runs interleaved with hozo's"
+    "median of $n (min ${smin}, max ${sx} ms); the \`sync\` line of \`hozo jobs run bench --dry-run\` plus \`--identifier=bare\` (each side prunes only its own sync snapshots), run in the orchestrator namespace with PATH=\$LAB_ORCH_PATH; runs interleaved with hozo's"
   local paired
   paired=$("$PY" - "$hz_f" "$sy_f" <<'PY'
 import statistics, sys
