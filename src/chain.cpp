@@ -204,17 +204,24 @@ std::vector<std::string> hold_verified_snapshots(CommandRunner& local, CommandRu
   return warnings;
 }
 
+namespace {
+
+/// `d` names a snapshot its run left held for the next run to release.
+bool left_to_release(const DatasetVerification& d) noexcept {
+  return !d.release_pending.empty() && d.release_pending != d.held_snapshot;
+}
+
+}  // namespace
+
 bool has_holds_to_release(const RunRecord& anchor) noexcept {
-  return std::any_of(anchor.datasets.begin(), anchor.datasets.end(), [](const DatasetVerification& d) {
-    return !d.release_pending.empty() && d.release_pending != d.held_snapshot;
-  });
+  return std::any_of(anchor.datasets.begin(), anchor.datasets.end(), left_to_release);
 }
 
 std::vector<std::string> release_previous_holds(CommandRunner& local, CommandRunner& remote, const Job& job,
                                                 const RunRecord& anchor, std::chrono::seconds timeout) {
   std::vector<std::string> on_source, on_box, warnings;
   for (const auto& d : anchor.datasets) {
-    if (d.release_pending.empty() || d.release_pending == d.held_snapshot) continue;
+    if (!left_to_release(d)) continue;
     on_source.push_back(d.source + "@" + d.release_pending);
     on_box.push_back(d.target + "@" + d.release_pending);
   }

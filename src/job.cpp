@@ -152,9 +152,9 @@ class Pipeline {
   Result<void> reseed_select();
   Result<void> replace();
   void hold(StageTiming& t);
-  /// release_previous_holds of the anchor run on a thread of its own; an invalid future when it
-  /// left nothing to release (or holds are off).
-  std::future<std::vector<std::string>> release_previous_in_background();
+  /// The anchor run, when it left holds for this run to release and they were not released yet
+  /// (marks them as released by this run); nullptr otherwise, or when holds are off.
+  const RunRecord* release_due();
   /// ", previous hold(s) released (hozo:job)" or the first release warning, for a stage message.
   [[nodiscard]] std::string release_note(const std::vector<std::string>& warnings) const;
   const RunRecord* anchor_run();  ///< the job's last verified run (read once per run)
@@ -542,25 +542,30 @@ Result<void> Pipeline::sync_pair(const DatasetPair& pair) {
   }
 }
 
-std::future<std::vector<std::string>> Pipeline::release_previous_in_background() {
+const RunRecord* Pipeline::release_due() {
   const RunRecord* anchor = anchor_run();
-  if (!job_.hold_snapshots || !remote_ || anchor == nullptr || !has_holds_to_release(*anchor)) return {};
+  if (released_previous_ || !job_.hold_snapshots || !remote_ || anchor == nullptr || !has_holds_to_release(*anchor)) {
+    return nullptr;
+  }
   released_previous_ = true;
-  return std::async(std::launch::async, [this, anchor] {
-    // Tagged like the run's other children (`hozo recover` finds them by it); their process groups
-    // are not recorded, as only the pipeline's thread writes the record.
-    SpawnWatch watch;
-    watch.tag = rec_.run_id;
-    ScopedSpawnWatch watching(watch);
-    return release_previous_holds(sys_.local(), *remote_, job_, *anchor, kRemoteCommandTimeout);
-  });
+  return anchor;
 }
 
 Result<void> Pipeline::sync() {
   return stage("sync", [&](StageTiming& t) -> Result<void> {
     // The holds the last verified run left for this one to release go while syncoid runs: its
     // newer holds stay, so the chain keeps a held snapshot at every moment.
-    auto releasing = release_previous_in_background();
+    std::future<std::vector<std::string>> releasing;
+    if (const RunRecord* anchor = release_due()) {
+      releasing = std::async(std::launch::async, [this, anchor] {
+        // Tagged like the run's other children (`hozo recover` finds them by it); their process
+        // groups are not recorded, as only the pipeline's thread writes the record.
+        SpawnWatch watch;
+        watch.tag = rec_.run_id;
+        ScopedSpawnWatch watching(watch);
+        return release_previous_holds(sys_.local(), *remote_, job_, *anchor, kRemoteCommandTimeout);
+      });
+    }
     rec_.transfers.clear();
     rec_.bytes_sent = 0;
     auto result = [&]() -> Result<void> {
@@ -576,12 +581,13 @@ Result<void> Pipeline::sync() {
       }
       return ok();
     }();
-    const auto release_warnings = releasing.valid() ? releasing.get() : std::vector<std::string>{};
+    const bool released = releasing.valid();
+    const auto release_warnings = released ? releasing.get() : std::vector<std::string>{};
     if (!result) return result;
     t.message = fmt::format("{} dataset(s){}, {} attempt(s), {} sent", work_.datasets.size(),
                             opt_.reseed != nullptr ? " sent in full into new datasets" : "", rec_.attempts,
                             format_bytes(rec_.bytes_sent));
-    if (released_previous_) t.message += release_note(release_warnings);
+    if (released) t.message += release_note(release_warnings);
     return ok();
   });
 }
@@ -620,8 +626,8 @@ void Pipeline::hold(StageTiming& t) {
   t.message += warnings.empty() ? fmt::format(", held ({})", hold_tag(job_))
                                 : fmt::format(", {} hold warning(s): {}", warnings.size(), warnings.front());
   // No sync stage released what the last verified run left held (nothing was sent): now, then.
-  if (!released_previous_) {
-    if (auto releasing = release_previous_in_background(); releasing.valid()) t.message += release_note(releasing.get());
+  if (const RunRecord* anchor = release_due()) {
+    t.message += release_note(release_previous_holds(sys_.local(), *remote_, job_, *anchor, kRemoteCommandTimeout));
   }
 }
 

@@ -44,6 +44,16 @@ struct ChainHolds : ::testing::Test {
       previous.datasets.push_back(d);
     }
   }
+  /// The run that held "new" on every dataset and left "old" for the next run to release.
+  [[nodiscard]] RunRecord anchor_leaving_old() const {
+    RunRecord anchor;
+    anchor.datasets = datasets;
+    for (auto& d : anchor.datasets) {
+      d.held_snapshot = "new";
+      d.release_pending = "old";
+    }
+    return anchor;
+  }
 };
 
 TEST_F(ChainHolds, EachSideHoldsInOneCommandAndLeavesThePreviousHoldForTheNextRun) {
@@ -59,12 +69,7 @@ TEST_F(ChainHolds, EachSideHoldsInOneCommandAndLeavesThePreviousHoldForTheNextRu
 }
 
 TEST_F(ChainHolds, TheNextRunReleasesWhatTheLastOneLeftInOneCommandPerSide) {
-  RunRecord anchor;
-  anchor.datasets = datasets;
-  for (auto& d : anchor.datasets) {
-    d.held_snapshot = "new";
-    d.release_pending = "old";
-  }
+  RunRecord anchor = anchor_leaving_old();
   anchor.datasets[1].release_pending.clear();  // nothing left for this one
   ASSERT_TRUE(has_holds_to_release(anchor));
   StatusRunner local, remote;
@@ -82,12 +87,7 @@ TEST_F(ChainHolds, TheNextRunReleasesWhatTheLastOneLeftInOneCommandPerSide) {
 }
 
 TEST_F(ChainHolds, AHoldGoneAlreadyCountsAsReleased) {
-  RunRecord anchor;
-  anchor.datasets = datasets;
-  for (auto& d : anchor.datasets) {
-    d.held_snapshot = "new";
-    d.release_pending = "old";
-  }
+  RunRecord anchor = anchor_leaving_old();
   StatusRunner local, remote;
   local.status = remote.status = 1;
   local.err = remote.err = "cannot release hold from snapshot 'tank/a@old': no such tag on this dataset";
