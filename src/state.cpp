@@ -260,6 +260,12 @@ JobSummary summarize_history(const JobState& st) {
 /// Parses the file's text; an Error here means "corrupt" (its message says why).
 Result<StateStore::Document> parse_document(const std::string& text) {
   StateStore::Document doc;
+  if (auto fast = read_summaries_fast(text)) {
+    doc.jobs = std::move(fast->jobs);
+    doc.version = fast->version;
+    return doc;
+  }
+  spdlog::debug("state: summary read by the full JSON reader (an unknown key, an older format, or damage)");
   try {
     const json root = json::parse(text);
     require_object(root, "the state file");

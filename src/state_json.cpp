@@ -1,8 +1,11 @@
 // The JSON form of the state's records (nlohmann ADL converters declared in hozo/state.hpp): one
-// field list per record type, the summary's compact run records.
+// field list per record type, the summary's compact run records, and the fast reader of the summary.
+#include <limits>
+#include <type_traits>
 #include <utility>
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include "hozo/state.hpp"
 #include "state_json.hpp"
@@ -23,6 +26,136 @@ void from_json(const json& j, ShutdownOutcome& v) {
   v = parse_shutdown_outcome(j.get<std::string>()).value_or(ShutdownOutcome::not_requested);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The fast reader (simdjson On-Demand) of what `status` and `jobs list` read on every call. It
+// accepts only what the nlohmann converters below read the same way: any other input (an unknown
+// key, a duplicate key, a number where a string belongs, a float in an integer, a syntax error, a
+// version-1 file) makes it give up, and the caller reads the text with those converters instead.
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+/// A record type's field names and members, from the same list as its converters (fast_read below).
+template <typename T>
+bool fast_read(od::value v, T& out);
+
+bool fast_value(od::value v, std::string& out) {
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS) return false;
+  out.assign(s);
+  return true;
+}
+bool fast_value(od::value v, bool& out) { return v.get_bool().get(out) == simdjson::SUCCESS; }
+bool fast_value(od::value v, double& out) { return v.get_double().get(out) == simdjson::SUCCESS; }
+
+template <typename T>
+  requires std::is_integral_v<T>
+bool fast_value(od::value v, T& out) {
+  if constexpr (std::is_signed_v<T>) {
+    std::int64_t n = 0;
+    if (v.get_int64().get(n) != simdjson::SUCCESS) return false;
+    if (n < std::numeric_limits<T>::min() || n > std::numeric_limits<T>::max()) return false;
+    out = static_cast<T>(n);
+  } else {
+    std::uint64_t n = 0;
+    if (v.get_uint64().get(n) != simdjson::SUCCESS || n > std::numeric_limits<T>::max()) return false;
+    out = static_cast<T>(n);
+  }
+  return true;
+}
+
+bool fast_value(od::value v, RunOutcome& out) {
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS) return false;
+  out = parse_run_outcome(s).value_or(RunOutcome::failed);  // as from_json(RunOutcome)
+  return true;
+}
+
+bool fast_value(od::value v, ShutdownOutcome& out) {
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS) return false;
+  out = parse_shutdown_outcome(s).value_or(ShutdownOutcome::not_requested);
+  return true;
+}
+
+template <typename T>
+  requires std::is_class_v<T>
+bool fast_value(od::value v, T& out) {
+  return fast_read(v, out);
+}
+
+template <typename T>
+bool fast_value(od::value v, std::vector<T>& out) {
+  od::array array;
+  if (v.get_array().get(array) != simdjson::SUCCESS) return false;
+  std::vector<T> items;  // replaces the vector, as nlohmann's get_to does
+  for (auto element : array) {
+    od::value item;
+    if (element.get(item) != simdjson::SUCCESS || !fast_value(item, items.emplace_back())) return false;
+  }
+  out = std::move(items);
+  return true;
+}
+
+template <typename T>
+bool fast_value(od::value v, std::optional<T>& out) {
+  T value;
+  if (!fast_value(v, value)) return false;
+  out = std::move(value);
+  return true;
+}
+
+/// A field's value; null keeps the default, as read_field does.
+template <typename T>
+bool fast_field(od::value v, T& out) {
+  bool null = false;
+  if (v.is_null().get(null) != simdjson::SUCCESS) return false;
+  return null || fast_value(v, out);
+}
+
+/// Walks an object's fields; `match(key, value, seen)` reads a known one and returns false for any
+/// other. A key seen twice gives up (nlohmann keeps the last one, with its own null handling).
+template <typename Match>
+bool fast_object(od::value v, Match&& match) {
+  od::object object;
+  if (v.get_object().get(object) != simdjson::SUCCESS) return false;
+  std::uint64_t seen = 0;
+  for (auto field : object) {
+    std::string_view key;
+    od::value value;
+    if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(value) != simdjson::SUCCESS) {
+      return false;
+    }
+    if (!match(key, value, seen)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Each HOZO_FAST_GET compares the key with one field; `bit` counts the fields passed, so it names the
+// field's bit in `seen`.
+#define HOZO_FAST_GET(field)                                                       \
+  if (key == #field) {                                                             \
+    if ((seen & (std::uint64_t{1} << bit)) != 0) return false;                     \
+    seen |= std::uint64_t{1} << bit;                                               \
+    return fast_field(value, nlohmann_json_t.field);                               \
+  }                                                                                \
+  ++bit;
+#define HOZO_FAST_READ(Type, ...)                                                                  \
+  namespace {                                                                                      \
+  template <>                                                                                      \
+  [[maybe_unused]] bool fast_read(od::value v, Type& nlohmann_json_t) {                            \
+    nlohmann_json_t = Type{};                                                                      \
+    return fast_object(v, [&](std::string_view key, od::value value, std::uint64_t& seen) {       \
+      unsigned bit = 0;                                                                            \
+      NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(HOZO_FAST_GET, __VA_ARGS__))                       \
+      return false;                                                                                \
+    });                                                                                            \
+  }                                                                                                \
+  }
+
 // One field list per type: to_json starts from the unknown keys kept at read time and writes every
 // field (nlohmann's NLOHMANN_JSON_TO); from_json defaults missing/null keys and keeps unknown ones.
 #define HOZO_JSON_GET(field) read_field(nlohmann_json_j, #field, nlohmann_json_t.field);
@@ -38,7 +171,8 @@ void from_json(const json& j, ShutdownOutcome& v) {
     NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(HOZO_JSON_GET, __VA_ARGS__))                         \
     nlohmann_json_t.extra =                                                                        \
         unknown_keys(nlohmann_json_j, {NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(HOZO_JSON_KEY, __VA_ARGS__))}); \
-  }
+  }                                                                                                \
+  HOZO_FAST_READ(Type, __VA_ARGS__)
 
 HOZO_STATE_JSON(StageTiming, name, started, seconds, ok, message)
 HOZO_STATE_JSON(DatasetVerification, source, target, newest_source_snapshot, newest_target_snapshot, guid_match,
@@ -55,6 +189,19 @@ HOZO_STATE_JSON(RunProgress, run_id, job, stage, dataset, bytes_done, bytes_tota
                 updated, final)
 
 void to_json(json& j, const ShutdownResult& v) { j = json{{"outcome", v.outcome}, {"message", v.message}}; }
+
+namespace {
+template <>
+bool fast_read(od::value v, ShutdownResult& out) {
+  out = ShutdownResult{};
+  return fast_object(v, [&](std::string_view key, od::value value, std::uint64_t& seen) {
+    const std::uint64_t bit = key == "outcome" ? 1 : key == "message" ? 2 : 0;
+    if (bit == 0 || (seen & bit) != 0) return false;
+    seen |= bit;
+    return bit == 1 ? fast_field(value, out.outcome) : fast_field(value, out.message);
+  });
+}
+}  // namespace
 
 void from_json(const json& j, ShutdownResult& v) {
   require_object(j, "shutdown");
@@ -123,6 +270,70 @@ void from_json(const json& j, JobSummary& v) {
     v.last_success = v.last;
   }
   v.extra = unknown_keys(j, {"last", "last_success", "last_success_is_last", "running", "last_restore"});
+}
+
+namespace {
+
+/// As from_json(JobSummary).
+bool fast_summary(od::value v, JobSummary& out) {
+  out = JobSummary{};
+  bool success_is_last = false;
+  const bool read = fast_object(v, [&](std::string_view key, od::value value, std::uint64_t& seen) {
+    unsigned bit = 0;
+    for (const std::string_view known : {"last", "last_success", "running", "last_restore", "last_success_is_last"}) {
+      if (key == known) break;
+      ++bit;
+    }
+    if (bit == 5 || (seen & (std::uint64_t{1} << bit)) != 0) return false;
+    seen |= std::uint64_t{1} << bit;
+    switch (bit) {
+      case 0: return fast_field(value, out.last);
+      case 1: return fast_field(value, out.last_success);
+      case 2: return fast_field(value, out.running);
+      case 3: return fast_field(value, out.last_restore);
+      default: return fast_value(value, success_is_last);  // anything but a boolean: nlohmann's reader ignores it
+    }
+  });
+  if (!read) return false;
+  if (success_is_last && out.last) out.last_success = out.last;
+  return true;
+}
+
+}  // namespace
+
+std::optional<FastSummaries> state_json::read_summaries_fast(const std::string& text) {
+  const simdjson::padded_string padded(text);
+  od::parser parser;
+  od::document doc;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  od::value root;
+  if (doc.get_value().get(root) != simdjson::SUCCESS) return std::nullopt;
+  FastSummaries out;
+  out.version = 1;  // as parse_document: a file without one is version 1
+  std::string skipped;
+  const bool read = fast_object(root, [&](std::string_view key, od::value value, std::uint64_t& seen) {
+    unsigned bit = 0;
+    for (const std::string_view known : {"format", "version", "updated", "jobs"}) {
+      if (key == known) break;
+      ++bit;
+    }
+    if (bit == 4 || (seen & (std::uint64_t{1} << bit)) != 0) return false;  // unknown keys are kept by the full reader
+    seen |= std::uint64_t{1} << bit;
+    if (bit == 0 || bit == 2) return fast_value(value, skipped);  // read so they are checked; not used
+    if (bit == 1) return fast_field(value, out.version);
+    bool null = false;
+    if (value.is_null().get(null) != simdjson::SUCCESS) return false;
+    if (null) return true;
+    return fast_object(value, [&](std::string_view name, od::value job, std::uint64_t&) {
+      JobSummary summary;
+      if (!fast_summary(job, summary)) return false;  // also a version-1 job ("runs"): the full reader summarizes it
+      out.jobs.insert_or_assign(std::string(name), std::move(summary));  // the last of duplicate names, as nlohmann
+      return true;
+    });
+  });
+  const char* trailing = nullptr;  // simdjson 3.0 has no document::at_end(): past the end is OUT_OF_BOUNDS
+  if (!read || doc.current_location().get(trailing) != simdjson::OUT_OF_BOUNDS || out.version < 2) return std::nullopt;
+  return out;
 }
 
 const RunRecord* JobSummary::newest() const noexcept {

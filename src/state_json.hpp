@@ -6,11 +6,15 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "hozo/state.hpp"
 
 namespace hozo::state_json {
 
@@ -45,6 +49,18 @@ inline json unknown_keys(const json& j, std::initializer_list<std::string_view> 
   }
   return extra;
 }
+
+/// What read_summaries_fast read: the summary's jobs and its format version.
+struct FastSummaries {
+  std::map<std::string, JobSummary> jobs;
+  int version = 1;
+};
+
+/// The jobs of a summary file (version 2 or newer) read with simdjson's On-Demand parser, ~10 times
+/// faster than nlohmann's. nullopt when the text holds anything the nlohmann converters might read
+/// differently (an unknown or duplicate key, a version-1 job, an unusual type, a syntax error): the
+/// caller then reads it with those, which also word any error.
+std::optional<FastSummaries> read_summaries_fast(const std::string& text);
 
 /// Starts an output object from the unknown keys kept at read time.
 inline json start_object(const json& extra) { return extra.is_object() ? extra : json::object(); }

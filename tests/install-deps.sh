@@ -9,7 +9,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-dev
   libcli11-dev libyaml-cpp-dev libssh-dev libfmt-dev libspdlog-dev libcurl4-openssl-dev
-  nlohmann-json3-dev libmicrohttpd-dev libgtest-dev googletest
+  nlohmann-json3-dev libsimdjson-dev libmicrohttpd-dev libgtest-dev googletest
   # docs lint; time zones for the schedule tests
   mandoc tzdata
   # hozo serve: password hashes (yescrypt through libcrypt)
