@@ -5,8 +5,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <fstream>
-#include <sstream>
 #include <unistd.h>
 
 namespace hozo {
@@ -28,12 +26,29 @@ Result<void> fsync_dir(const std::filesystem::path& dir) {
 }  // namespace
 
 Result<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot read {}: {}", path.string(), errno_text(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return make_error("cannot read {}: I/O error", path.string());
-  return ss.str();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("cannot read {}: {}", path.string(), errno_text(errno));
+  // One read of the whole file into its final buffer (a regular file's size is known; one byte
+  // more sees the end in the same call); files of unknown size (/proc, pipes) grow the buffer.
+  struct stat st {};
+  const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+  std::string text(sized ? static_cast<std::size_t>(st.st_size) + 1 : 8192, '\0');
+  std::size_t size = 0;
+  for (;;) {
+    if (size == text.size()) text.resize(text.size() * 2);
+    const ssize_t n = ::read(fd, text.data() + size, text.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return make_error("cannot read {}: {}", path.string(), errno_text(err));
+    }
+    if (n == 0) break;
+    size += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  text.resize(size);
+  return text;
 }
 
 namespace {

@@ -2,12 +2,44 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.hpp"
+
 #include "hozo/curl_api.hpp"
+#include "hozo/util/fs.hpp"
 #include "hozo/util/shared_library.hpp"
 #include "hozo/util/strings.hpp"
 #include "hozo/util/time.hpp"
 
 using namespace hozo;
+
+TEST(Fs, ReadFileReadsWholeFilesOfAnySize) {
+  hozo::test::TempDir tmp;
+  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{8191}, std::size_t{8192},
+                                 std::size_t{300000}}) {
+    std::string data(size, 'x');
+    for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<char>(i * 7 % 256);  // NUL bytes too
+    const auto file = tmp.path() / ("f" + std::to_string(size));
+    ASSERT_TRUE(write_file_atomic(file, data));
+    const auto read = read_file(file);
+    ASSERT_TRUE(read) << read.error().message;
+    EXPECT_EQ(*read, data) << size;
+  }
+  // A file whose size stat does not give (procfs) is read to its end.
+  const auto status = read_file("/proc/self/status");
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_NE(status->find("VmRSS"), std::string::npos);
+}
+
+TEST(Fs, ReadFileNamesTheFileAndTheReason) {
+  hozo::test::TempDir tmp;
+  const auto missing = read_file(tmp.path() / "missing");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("missing: No such file or directory"), std::string::npos)
+      << missing.error().message;
+  const auto directory = read_file(tmp.path());
+  ASSERT_FALSE(directory);
+  EXPECT_NE(directory.error().message.find("Is a directory"), std::string::npos) << directory.error().message;
+}
 
 TEST(Strings, ShellQuoteLeavesSafeWordsAlone) { EXPECT_EQ(shell_quote("pool/data@snap-1"), "pool/data@snap-1"); }
 
