@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "fast_json.hpp"
 #include "hozo/util/fs.hpp"
 #include "hozo/version.hpp"
 
@@ -26,19 +27,25 @@ namespace hozo {
 
 using nlohmann::json;
 
-// One table per struct (nlohmann's type macros). A missing key keeps the struct's default, so
-// write_cache leaves out what equals it. Every Secret is left out: the cache holds no secret.
+// One table per struct: nlohmann's type macro and the fast reader (fast_json.hpp) from one list. A
+// missing key keeps the struct's default, so write_cache leaves out what equals it. Every Secret is
+// left out: the cache holds no secret. The fast reader takes null only for an optional, as nlohmann's
+// `value()` does.
+#define HOZO_FAST_FIELD(value, member) fast_value(value, member)
+#define HOZO_CACHE_TYPE(Type, ...)                                   \
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Type, __VA_ARGS__) \
+  HOZO_FAST_READ(Type, __VA_ARGS__)
 NLOHMANN_JSON_SERIALIZE_ENUM(Severity, {{Severity::error, "error"}, {Severity::warning, "warning"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(HostKeyPolicy, {{HostKeyPolicy::strict, "strict"}, {HostKeyPolicy::accept_new, "accept-new"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(HostSharing, {{HostSharing::concurrent, "concurrent"}, {HostSharing::wait, "wait"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(NotifyOn, {{NotifyOn::success, "success"}, {NotifyOn::failure, "failure"}})
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SourceLocation, file, line, column)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigIssue, where, path, message, severity, job)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BrokenJob, name, where, issues)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DatasetPair, source, target, recursive)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SmtpSettings, host, port, user, from_addr, to_addr, use_tls)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(WolRelay, host, user, port, ssh_key, command)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AgentSettings, url)
+HOZO_CACHE_TYPE(SourceLocation, file, line, column)
+HOZO_CACHE_TYPE(ConfigIssue, where, path, message, severity, job)
+HOZO_CACHE_TYPE(BrokenJob, name, where, issues)
+HOZO_CACHE_TYPE(DatasetPair, source, target, recursive)
+HOZO_CACHE_TYPE(SmtpSettings, host, port, user, from_addr, to_addr, use_tls)
+HOZO_CACHE_TYPE(WolRelay, host, user, port, ssh_key, command)
+HOZO_CACHE_TYPE(AgentSettings, url)
 
 /// std::optional<T> of one of the structs above: null when empty (found by ADL through T).
 template <typename T>
@@ -50,12 +57,12 @@ void from_json(const json& j, std::optional<T>& o) {
   o = j.is_null() ? std::nullopt : std::optional<T>(j.get<T>());
 }
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NotificationSettings, notify_on, ntfy_server, ntfy_topic, pushover_url,
+HOZO_CACHE_TYPE(NotificationSettings, notify_on, ntfy_server, ntfy_topic, pushover_url,
                                                 smtp, healthchecks_url, webhook_url, timeout)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SyncoidSettings, path, compress, source_bwlimit, target_bwlimit,
+HOZO_CACHE_TYPE(SyncoidSettings, path, compress, source_bwlimit, target_bwlimit,
                                                 identifier, exclude, create_bookmark, create_bookmark_set,
                                                 no_sync_snap, sendoptions, recvoptions, extra_args, timeout)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Job, name, description, where, index, datasets, target_host, ssh_user,
+HOZO_CACHE_TYPE(Job, name, description, where, index, datasets, target_host, ssh_user,
                                                 ssh_key, ssh_port, known_hosts, host_key_policy, ssh_timeout,
                                                 ssh_connect_timeout, mac_address, wol_broadcast, wol_port,
                                                 wol_interface, wol_repeat, wol_relay, retries, retry_delay,
@@ -64,15 +71,15 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Job, name, description, where, i
                                                 host_lock_timeout, target_pool_import, target_pool_import_dirs,
                                                 schedule, overdue_after, backup_device, disk_spinup_timeout, agent,
                                                 syncoid, notifications)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServeSettings, listen, password_hash_file, secure_cookies,
+HOZO_CACHE_TYPE(ServeSettings, listen, password_hash_file, secure_cookies,
                                                 session_lifetime, metrics_textfile)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, path, jobs, notices, warnings, broken_jobs, history_limit,
+HOZO_CACHE_TYPE(Config, path, jobs, notices, warnings, broken_jobs, history_limit,
                                                 log_keep, serve, inputs)
 
 namespace {
 
-/// Bump when the layout below changes.
-constexpr int kCacheFormat = 1;
+/// Bump when the layout below changes (2: JSON text, was CBOR).
+constexpr int kCacheFormat = 2;
 /// A cache larger than this is not read (200 jobs take ~60 KiB).
 constexpr off_t kMaxCacheBytes = 16 * 1024 * 1024;
 
@@ -138,19 +145,80 @@ json compact(const Config& config) {
   return j;
 }
 
+/// What the fast reader made of the cache.
+enum class FastCache { hit, stale, declined };
+
+/// Reads the cache with simdjson: stale when an input changed; declined when anything is unlike what
+/// write_cache writes (the key's text included), for the nlohmann reader to decide.
+FastCache read_cache_fast(const std::string& text, const std::string& key_text, Config& config) {
+  using namespace fast_json;
+  const simdjson::padded_string padded(text);
+  od::parser parser;
+  od::document doc;
+  od::value root;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_value().get(root) != simdjson::SUCCESS) {
+    return FastCache::declined;
+  }
+  bool stale = false;
+  std::uint64_t want = 0;
+  const bool read = fast_object(root, [&](std::string_view key, od::value value, std::uint64_t& seen) {
+    const std::uint64_t bit = key == "key" ? 1 : key == "inputs" ? 2 : key == "config" ? 4 : 0;
+    if (bit == 0 || (seen & bit) != 0) return false;
+    seen |= bit;
+    want = seen;
+    if (bit == 1) {
+      od::object object;
+      std::string_view raw;
+      return value.get_object().get(object) == simdjson::SUCCESS && object.raw_json().get(raw) == simdjson::SUCCESS &&
+             raw == key_text;
+    }
+    if (bit == 4) return fast_read(value, config);
+    od::array inputs;
+    if (value.get_array().get(inputs) != simdjson::SUCCESS) return false;
+    for (auto element : inputs) {
+      od::value input;
+      std::string file;
+      std::string recorded;
+      if (element.get(input) != simdjson::SUCCESS) return false;
+      const bool pair = fast_object(input, [&](std::string_view name, od::value v, std::uint64_t& got) {
+        const std::uint64_t b = name == "file" ? 1 : name == "stamp" ? 2 : 0;
+        if (b == 0 || (got & b) != 0) return false;
+        got |= b;
+        return fast_value(v, b == 1 ? file : recorded);
+      });
+      if (!pair) return false;
+      if (stamp(file) != recorded) stale = true;  // read on, so a damaged rest still declines
+    }
+    return true;
+  });
+  if (!read || want != 7 || !at_end(doc)) return FastCache::declined;
+  return stale ? FastCache::stale : FastCache::hit;
+}
+
 /// The cached config, or nullopt when the cache is absent, stale or unreadable.
 std::optional<Config> read_cache(const std::filesystem::path& cache_file, const json& key) {
   struct stat st {};
   if (::stat(cache_file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxCacheBytes) return std::nullopt;
   auto bytes = read_file(cache_file);
   if (!bytes) return std::nullopt;
+  Config config;
+  switch (read_cache_fast(*bytes, key.dump(), config)) {
+    case FastCache::hit:
+      config.source = ConfigSource::display_cache;
+      return config;
+    case FastCache::stale:
+      return std::nullopt;
+    case FastCache::declined:
+      spdlog::debug("config cache {} read by the full JSON reader", cache_file.string());
+      break;
+  }
   try {
-    const json cached = json::from_cbor(*bytes);
+    const json cached = json::parse(*bytes);
     if (cached.at("key") != key) return std::nullopt;
     for (const auto& input : cached.at("inputs")) {
       if (stamp(input.at("file").get<std::string>()) != input.at("stamp").get<std::string>()) return std::nullopt;
     }
-    auto config = cached.at("config").get<Config>();
+    config = cached.at("config").get<Config>();
     config.source = ConfigSource::display_cache;
     return config;
   } catch (const json::exception& e) {
@@ -167,17 +235,17 @@ void write_cache(const std::filesystem::path& cache_file, json key, const Config
   auto inputs = json::array();
   for (const auto& file : config.inputs) inputs.push_back({{"file", file.string()}, {"stamp", stamp(file)}});
   const json cached = {{"key", std::move(key)}, {"inputs", std::move(inputs)}, {"config", compact(config)}};
-  const auto bytes = json::to_cbor(cached);
-  const std::string_view data(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  if (auto written = write_file_atomic(cache_file, data, 0600, Durability::volatile_); !written) {
+  if (auto written = write_file_atomic(cache_file, cached.dump(), 0600, Durability::volatile_); !written) {
     spdlog::debug("config cache {} not written: {}", cache_file.string(), written.error().message);
   }
+  // The CBOR cache of earlier builds, replaced by this one.
+  if (const auto old = cache_file.parent_path() / "config-cache.cbor"; old != cache_file) std::filesystem::remove(old, ec);
 }
 
 }  // namespace
 
 std::filesystem::path config_cache_path(const std::filesystem::path& state_path) {
-  return state_path.parent_path() / "config-cache.cbor";
+  return state_path.parent_path() / "config-cache.json";
 }
 
 Result<Config> load_config_for_display(const std::filesystem::path& path, const std::filesystem::path& cache_file) {

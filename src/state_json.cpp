@@ -1,13 +1,11 @@
 // The JSON form of the state's records (nlohmann ADL converters declared in hozo/state.hpp): one
 // field list per record type, the summary's compact run records, and the fast reader of the summary.
-#include <limits>
-#include <type_traits>
 #include <utility>
 
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include "hozo/state.hpp"
+#include "fast_json.hpp"
 #include "state_json.hpp"
 
 namespace hozo {
@@ -26,135 +24,17 @@ void from_json(const json& j, ShutdownOutcome& v) {
   v = parse_shutdown_outcome(j.get<std::string>()).value_or(ShutdownOutcome::not_requested);
 }
 
-// ---------------------------------------------------------------------------------------------
-// The fast reader (simdjson On-Demand) of what `status` and `jobs list` read on every call. It
-// accepts only what the nlohmann converters below read the same way: any other input (an unknown
-// key, a duplicate key, a number where a string belongs, a float in an integer, a syntax error, a
-// version-1 file) makes it give up, and the caller reads the text with those converters instead.
-
-namespace {
-
-namespace od = simdjson::ondemand;
-
-/// A record type's field names and members, from the same list as its converters (fast_read below).
-template <typename T>
-bool fast_read(od::value v, T& out);
-
-bool fast_value(od::value v, std::string& out) {
-  std::string_view s;
-  if (v.get_string().get(s) != simdjson::SUCCESS) return false;
-  out.assign(s);
-  return true;
-}
-bool fast_value(od::value v, bool& out) { return v.get_bool().get(out) == simdjson::SUCCESS; }
-bool fast_value(od::value v, double& out) { return v.get_double().get(out) == simdjson::SUCCESS; }
-
-template <typename T>
-  requires std::is_integral_v<T>
-bool fast_value(od::value v, T& out) {
-  if constexpr (std::is_signed_v<T>) {
-    std::int64_t n = 0;
-    if (v.get_int64().get(n) != simdjson::SUCCESS) return false;
-    if (n < std::numeric_limits<T>::min() || n > std::numeric_limits<T>::max()) return false;
-    out = static_cast<T>(n);
-  } else {
-    std::uint64_t n = 0;
-    if (v.get_uint64().get(n) != simdjson::SUCCESS || n > std::numeric_limits<T>::max()) return false;
-    out = static_cast<T>(n);
-  }
-  return true;
-}
-
-bool fast_value(od::value v, RunOutcome& out) {
-  std::string_view s;
-  if (v.get_string().get(s) != simdjson::SUCCESS) return false;
-  out = parse_run_outcome(s).value_or(RunOutcome::failed);  // as from_json(RunOutcome)
-  return true;
-}
-
-bool fast_value(od::value v, ShutdownOutcome& out) {
-  std::string_view s;
-  if (v.get_string().get(s) != simdjson::SUCCESS) return false;
-  out = parse_shutdown_outcome(s).value_or(ShutdownOutcome::not_requested);
-  return true;
-}
-
-template <typename T>
-  requires std::is_class_v<T>
-bool fast_value(od::value v, T& out) {
-  return fast_read(v, out);
-}
-
-template <typename T>
-bool fast_value(od::value v, std::vector<T>& out) {
-  od::array array;
-  if (v.get_array().get(array) != simdjson::SUCCESS) return false;
-  std::vector<T> items;  // replaces the vector, as nlohmann's get_to does
-  for (auto element : array) {
-    od::value item;
-    if (element.get(item) != simdjson::SUCCESS || !fast_value(item, items.emplace_back())) return false;
-  }
-  out = std::move(items);
-  return true;
-}
-
-template <typename T>
-bool fast_value(od::value v, std::optional<T>& out) {
-  T value;
-  if (!fast_value(v, value)) return false;
-  out = std::move(value);
-  return true;
-}
-
-/// A field's value; null keeps the default, as read_field does.
+// The fast reader (fast_json.hpp) of what `status` and `jobs list` read on every call: a field that
+// is null keeps its default, as read_field does.
+namespace fast_json {
 template <typename T>
 bool fast_field(od::value v, T& out) {
   bool null = false;
   if (v.is_null().get(null) != simdjson::SUCCESS) return false;
   return null || fast_value(v, out);
 }
-
-/// Walks an object's fields; `match(key, value, seen)` reads a known one and returns false for any
-/// other. A key seen twice gives up (nlohmann keeps the last one, with its own null handling).
-template <typename Match>
-bool fast_object(od::value v, Match&& match) {
-  od::object object;
-  if (v.get_object().get(object) != simdjson::SUCCESS) return false;
-  std::uint64_t seen = 0;
-  for (auto field : object) {
-    std::string_view key;
-    od::value value;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(value) != simdjson::SUCCESS) {
-      return false;
-    }
-    if (!match(key, value, seen)) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-// Each HOZO_FAST_GET compares the key with one field; `bit` counts the fields passed, so it names the
-// field's bit in `seen`.
-#define HOZO_FAST_GET(field)                                                       \
-  if (key == #field) {                                                             \
-    if ((seen & (std::uint64_t{1} << bit)) != 0) return false;                     \
-    seen |= std::uint64_t{1} << bit;                                               \
-    return fast_field(value, nlohmann_json_t.field);                               \
-  }                                                                                \
-  ++bit;
-#define HOZO_FAST_READ(Type, ...)                                                                  \
-  namespace {                                                                                      \
-  template <>                                                                                      \
-  [[maybe_unused]] bool fast_read(od::value v, Type& nlohmann_json_t) {                            \
-    nlohmann_json_t = Type{};                                                                      \
-    return fast_object(v, [&](std::string_view key, od::value value, std::uint64_t& seen) {       \
-      unsigned bit = 0;                                                                            \
-      NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(HOZO_FAST_GET, __VA_ARGS__))                       \
-      return false;                                                                                \
-    });                                                                                            \
-  }                                                                                                \
-  }
+}  // namespace fast_json
+#define HOZO_FAST_FIELD(value, member) fast_field(value, member)
 
 // One field list per type: to_json starts from the unknown keys kept at read time and writes every
 // field (nlohmann's NLOHMANN_JSON_TO); from_json defaults missing/null keys and keeps unknown ones.
@@ -190,7 +70,7 @@ HOZO_STATE_JSON(RunProgress, run_id, job, stage, dataset, bytes_done, bytes_tota
 
 void to_json(json& j, const ShutdownResult& v) { j = json{{"outcome", v.outcome}, {"message", v.message}}; }
 
-namespace {
+namespace fast_json {
 template <>
 bool fast_read(od::value v, ShutdownResult& out) {
   out = ShutdownResult{};
@@ -201,7 +81,7 @@ bool fast_read(od::value v, ShutdownResult& out) {
     return bit == 1 ? fast_field(value, out.outcome) : fast_field(value, out.message);
   });
 }
-}  // namespace
+}  // namespace fast_json
 
 void from_json(const json& j, ShutdownResult& v) {
   require_object(j, "shutdown");
@@ -274,6 +154,8 @@ void from_json(const json& j, JobSummary& v) {
 
 namespace {
 
+using namespace fast_json;
+
 /// As from_json(JobSummary).
 bool fast_summary(od::value v, JobSummary& out) {
   out = JobSummary{};
@@ -331,8 +213,7 @@ std::optional<FastSummaries> state_json::read_summaries_fast(const std::string& 
       return true;
     });
   });
-  const char* trailing = nullptr;  // simdjson 3.0 has no document::at_end(): past the end is OUT_OF_BOUNDS
-  if (!read || doc.current_location().get(trailing) != simdjson::OUT_OF_BOUNDS || out.version < 2) return std::nullopt;
+  if (!read || !at_end(doc) || out.version < 2) return std::nullopt;
   return out;
 }
 

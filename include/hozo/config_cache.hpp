@@ -11,7 +11,7 @@
 
 namespace hozo {
 
-/// The display cache of a state file: "config-cache.cbor" in its directory.
+/// The display cache of a state file: "config-cache.json" in its directory.
 std::filesystem::path config_cache_path(const std::filesystem::path& state_path);
 
 /// load_config(path, nullptr, JobErrors::isolate), answered from `cache_file` when that was written

@@ -416,14 +416,14 @@ PY
   if ! unshare --net -- "$BASH" -c "$(declare -f timeit); set -uo pipefail
       timeit $CLI_RUNS $(printf %q "$d/list.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") jobs list &&
       timeit $CLI_RUNS $(printf %q "$d/status.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") status &&
-      TIMEIT_REMOVE=$(printf %q "$d/state/config-cache.cbor") timeit $CLI_RUNS $(printf %q "$d/status-cold.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") status"; then
+      TIMEIT_REMOVE=$(printf %q "$d/state/config-cache.json") timeit $CLI_RUNS $(printf %q "$d/status-cold.ms") $(printf %q "$HOZO_BIN") -c $(printf %q "$d/hozo.yaml") --state $(printf %q "$d/state/state.json") status"; then
     row_failed "hozo jobs list / status, 200 jobs" "a timed run failed: $(tail -n 1 "$d"/*.ms.err 2>/dev/null)"
     return
   fi
   local med max min n
   read -r med max min n < <(stats "$d/list.ms")
   local cache_size
-  cache_size=$(stat -c %s "$d/state/config-cache.cbor" 2>/dev/null || echo 0)
+  cache_size=$(stat -c %s "$d/state/config-cache.json" 2>/dev/null || echo 0)
   row "\`hozo jobs list\`, 200 jobs, full history" "${med} ms" "median of $n (min ${min}, max ${max} ms); reads the ${summary_size}-byte summary (migrated layout) and the config's display cache (${cache_size} bytes, written by the first run after a config change)"
   read -r med max min n < <(stats "$d/status.ms")
   row "\`hozo status\`, 200 jobs x 50 runs" "${med} ms" "median of $n (min ${min}, max ${max} ms); parsed without warnings, 200 jobs shown; display cache as above"

@@ -3,9 +3,12 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "hozo/config.hpp"
 #include "hozo/config_cache.hpp"
@@ -195,6 +198,52 @@ TEST_F(CacheFixture, SecondLoadComesFromTheCacheAndEqualsTheParse) {
   }
 }
 
+/// The debug messages logged while `fn` runs.
+template <typename Fn>
+std::string debug_log_of(Fn&& fn) {
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  capture->set_level(spdlog::level::debug);
+  spdlog::set_default_logger(capture);
+  fn();
+  spdlog::set_default_logger(previous);
+  return log.str();
+}
+
+TEST_F(CacheFixture, TheFastReaderReadsTheCacheAndTheFullReaderWhatItDeclines) {
+  const Config first = load();
+  Config fast;
+  EXPECT_EQ(debug_log_of([&] { fast = load(); }).find("full JSON reader"), std::string::npos);
+  EXPECT_EQ(fast.source, ConfigSource::display_cache);
+
+  // The same content reformatted (the key's text differs) or with a key the fast reader does not
+  // know: read by nlohmann, with the same result.
+  auto cached = nlohmann::json::parse(slurp(cache));
+  cached["config"]["jobs"][0]["a_new_key"] = 1;
+  ASSERT_TRUE(write_file_atomic(cache, cached.dump(2)));
+  Config full;
+  EXPECT_NE(debug_log_of([&] { full = load(); }).find("full JSON reader"), std::string::npos);
+  EXPECT_EQ(full.source, ConfigSource::display_cache);
+  ASSERT_EQ(full.jobs.size(), fast.jobs.size());
+  for (std::size_t i = 0; i < fast.jobs.size(); ++i) {
+    EXPECT_EQ(without_secrets(full.jobs[i]).dump(2), without_secrets(fast.jobs[i]).dump(2));
+  }
+  EXPECT_EQ(full.warnings.size(), fast.warnings.size());
+  EXPECT_EQ(full.broken_jobs.size(), fast.broken_jobs.size());
+
+  // A null where nlohmann's value() wants a string: neither reader takes the cache.
+  cached = nlohmann::json::parse(slurp(cache));
+  cached["config"]["jobs"][0]["name"] = nullptr;
+  ASSERT_TRUE(write_file_atomic(cache, cached.dump()));
+  EXPECT_EQ(load().source, ConfigSource::file);
+  EXPECT_EQ(load().source, ConfigSource::display_cache);  // written again by that parse
+
+  // A changed input is seen by the fast reader: stale, parsed again.
+  age_file(token, 100);
+  EXPECT_EQ(load().source, ConfigSource::file);
+}
+
 TEST_F(CacheFixture, HoldsNoSecret) {
   load();
   const std::string bytes = slurp(cache);
@@ -267,7 +316,7 @@ TEST_F(CacheFixture, ADamagedCacheIsParsedAgainAndRewritten) {
 }
 
 TEST_F(CacheFixture, NoDirectoryNoCache) {
-  const auto nowhere = dir.path() / "absent" / "config-cache.cbor";
+  const auto nowhere = dir.path() / "absent" / "config-cache.json";
   auto r = load_config_for_display(yaml, nowhere);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->source, ConfigSource::file);
@@ -292,7 +341,7 @@ TEST_F(CacheFixture, ErrorsAreWordedAsWithoutTheCache) {
 TEST(ConfigCache, TheExampleConfigRoundTrips) {
   TempDir dir{"hozo-config-cache"};
   const auto yaml = dir.write("hozo.yaml", example_config());
-  const auto cache = dir.path() / "config-cache.cbor";
+  const auto cache = dir.path() / "config-cache.json";
   const auto parsed = load_config(yaml, nullptr, JobErrors::isolate);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   ASSERT_TRUE(load_config_for_display(yaml, cache).ok());
