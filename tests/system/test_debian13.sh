@@ -23,7 +23,7 @@ ok "trixie rootfs with tests/install-deps.sh ($((SECONDS - t0)) s)"
 root=$(sys_overlay "$rootfs" trixie) || { echo "FAIL overlay"; exit 1; }
 grep -q '^VERSION_CODENAME=trixie' "$root/etc/os-release" && ok "Debian $(cat "$root/etc/debian_version")" ||
   bad "not trixie: $(grep PRETTY "$root/etc/os-release")"
-for p in libssh-dev libyaml-cpp-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libgtest-dev g++ cmake; do
+for p in libssh-dev libyaml-cpp-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev libgtest-dev g++ cmake; do
   echo "  $p $(chroot "$root" dpkg-query -W -f='${Version}' "$p" 2>/dev/null)"
 done
 
