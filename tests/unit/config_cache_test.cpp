@@ -3,12 +3,9 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <memory>
 #include <sstream>
 
 #include <fmt/format.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 
 #include "hozo/config.hpp"
 #include "hozo/config_cache.hpp"
@@ -198,18 +195,7 @@ TEST_F(CacheFixture, SecondLoadComesFromTheCacheAndEqualsTheParse) {
   }
 }
 
-/// The debug messages logged while `fn` runs.
-template <typename Fn>
-std::string debug_log_of(Fn&& fn) {
-  std::ostringstream log;
-  const auto previous = spdlog::default_logger();
-  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_st>(log));
-  capture->set_level(spdlog::level::debug);
-  spdlog::set_default_logger(capture);
-  fn();
-  spdlog::set_default_logger(previous);
-  return log.str();
-}
+using test::debug_log_of;
 
 TEST_F(CacheFixture, TheFastReaderReadsTheCacheAndTheFullReaderWhatItDeclines) {
   const Config first = load();

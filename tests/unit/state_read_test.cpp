@@ -7,14 +7,9 @@
 #include "test_support.hpp"
 
 #include <map>
-#include <memory>
-#include <sstream>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 
 #include "hozo/state.hpp"
 #include "hozo/util/fs.hpp"
@@ -141,15 +136,11 @@ bool read_by_full_reader(const std::string& text) {
   TempDir tmp;
   const auto path = tmp.path() / "state.json";
   EXPECT_TRUE(write_file_atomic(path, text));
-  std::ostringstream log;
-  const auto previous = spdlog::default_logger();
-  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_st>(log));
-  capture->set_level(spdlog::level::debug);
-  spdlog::set_default_logger(capture);
-  auto store = StateStore::open(path);
-  EXPECT_TRUE(store && store->summaries());
-  spdlog::set_default_logger(previous);
-  return log.str().find("full JSON reader") != std::string::npos;
+  const auto log = hozo::test::debug_log_of([&] {
+    auto store = StateStore::open(path);
+    EXPECT_TRUE(store && store->summaries());
+  });
+  return log.find("full JSON reader") != std::string::npos;
 }
 
 TEST(StateRead, TheFastReaderReadsWhatHozoWritesAndLeavesTheRest) {

@@ -18,7 +18,12 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <memory>
+#include <sstream>
 #include <system_error>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 namespace hozo::test {
 
@@ -137,6 +142,19 @@ inline int wait_child(pid_t pid) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+/// What spdlog logged (debug level and up) while `fn` ran; the default logger is restored after.
+template <typename Fn>
+std::string debug_log_of(Fn&& fn) {
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  capture->set_level(spdlog::level::debug);
+  spdlog::set_default_logger(capture);
+  fn();
+  spdlog::set_default_logger(previous);
+  return log.str();
 }
 
 }  // namespace hozo::test
